@@ -1,0 +1,5 @@
+"""`python -m nxs` runs the `nxs` command."""
+
+from nxs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Settings of the gateway, read once from the environment (`NXS_` prefix) and passed down.
+
+Nothing reads `os.environ` after `Settings.from_env`; tests build `Settings` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_OWNERS = (
+    "fal-ai",
+    "xai",
+    "bytedance",
+    "openai",
+    "google",
+    "black-forest-labs",
+    "stability-ai",
+    "ideogram",
+    "recraft",
+    "kling-ai",
+    "minimax",
+    "luma-ai",
+    "runway",
+    "pika",
+    "tencent",
+    "alibaba",
+    "wan",
+    "elevenlabs",
+    "playht",
+    "fal",
+    "workflows",
+    "comfy",
+)
+
+MAX_BODY_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway is configured by."""
+
+    database_url: str = "sqlite:///nxs.db"
+    upstream_url: str | None = None  # e.g. http://127.0.0.1:9100 → {upstream_url}/{host}
+    public_url: str | None = None  # base of the URLs NXS hands out; else Host/X-Forwarded-*
+    secret_key: str | None = None  # encrypts upstream keys at rest
+    secret_key_file: Path = Path("nxs.secret")
+    known_owners: tuple[str, ...] = DEFAULT_OWNERS
+    max_body_bytes: int = MAX_BODY_BYTES
+    refresh_seconds: float = 1.0  # how often CLI changes are picked up
+    upstream_timeout_seconds: float = 600.0
+    probe_seconds: float = 30.0  # re-probe interval of suspended upstream keys
+    admin_token: str | None = None
+    access_log: bool = True
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        base = cls()
+        owners = env.get("NXS_KNOWN_OWNERS")
+        return replace(
+            base,
+            database_url=env.get("NXS_DATABASE_URL", base.database_url),
+            upstream_url=(env.get("NXS_UPSTREAM_URL") or None),
+            public_url=(env.get("NXS_PUBLIC_URL") or None),
+            secret_key=(env.get("NXS_SECRET_KEY") or None),
+            secret_key_file=Path(env.get("NXS_SECRET_KEY_FILE", str(base.secret_key_file))),
+            known_owners=_owners(owners) if owners else base.known_owners,
+            refresh_seconds=float(env.get("NXS_REFRESH_SECONDS", base.refresh_seconds)),
+            probe_seconds=float(env.get("NXS_PROBE_SECONDS", base.probe_seconds)),
+            admin_token=(env.get("NXS_ADMIN_TOKEN") or None),
+            access_log=env.get("NXS_ACCESS_LOG", "true").lower() not in ("0", "false", "no"),
+        )
+
+    def upstream_base(self, host: str) -> str:
+        """Where fal host `host` is reached: `https://host`, or the emulator's layout."""
+        if self.upstream_url:
+            return f"{self.upstream_url.rstrip('/')}/{host}"
+        return f"https://{host}"
+
+
+def _owners(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())

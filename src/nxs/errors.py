@@ -1,0 +1,86 @@
+"""The one error hierarchy of NXS, and its rendering in fal's shape.
+
+Every error a client can see is a `NxsError` subclass; `render` turns it into
+`{"detail": …, "error_type": …}` bytes, the body the official fal clients read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class NxsError(Exception):
+    """Base of every error NXS answers with; subclasses set status, type and detail."""
+
+    status = 500
+    error_type = "internal_error"
+    detail: Any = "Internal error"
+
+    def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None) -> None:
+        if detail is not None:
+            self.detail = detail
+        self.headers = headers or {}
+        super().__init__(detail if isinstance(detail, str) else self.detail)
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "error_type": self.error_type}
+
+
+class BadRequest(NxsError):
+    status, error_type, detail = 400, "bad_request", "Invalid request"
+
+
+class InvalidApiKey(NxsError):
+    status, error_type, detail = 401, "invalid_api_key", "Missing or invalid API key"
+
+
+class PaymentRequired(NxsError):
+    status, error_type, detail = 402, "subscription_inactive", "Subscription not active"
+
+
+class Forbidden(NxsError):
+    status, error_type, detail = 403, "forbidden", "Forbidden"
+
+
+class NotFound(NxsError):
+    status, error_type, detail = 404, "not_found", "Not found"
+
+
+class MethodNotAllowed(NxsError):
+    status, error_type, detail = 405, "method_not_allowed", "Method not allowed"
+
+
+class PayloadTooLarge(NxsError):
+    status, error_type, detail = 413, "payload_too_large", "Request body too large (max 50MB)"
+
+
+class UnsupportedMediaType(NxsError):
+    status, error_type, detail = 415, "unsupported_media_type", "Unsupported content type"
+
+
+class ValidationFailed(NxsError):
+    """422 with fal's list-of-errors detail: `[{loc, msg, type}]`."""
+
+    status, error_type, detail = 422, "validation_error", []
+
+
+class RateLimited(NxsError):
+    status, error_type, detail = 429, "rate_limited", "Rate limit exceeded"
+
+
+class UpstreamFailed(NxsError):
+    status, error_type, detail = 502, "upstream_failed", "All upstream keys failed — try again later"
+
+
+class NoUpstreamKeys(NxsError):
+    status, error_type, detail = 503, "no_upstream_keys", "No upstream keys configured"
+
+
+def render(error: NxsError) -> bytes:
+    """The wire body of an error: compact JSON in fal's shape."""
+    return json.dumps(error.body(), separators=(",", ":")).encode()
+
+
+class Conflict(NxsError):
+    status, error_type, detail = 409, "conflict", "Conflict"

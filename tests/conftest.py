@@ -1,0 +1,60 @@
+"""Fixtures that start real things: the emulator (plain and TLS) on loopback ports."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.support.servers import RunningServer, free_port, start_nxs
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A server certificate for 127.0.0.1/localhost and the CA bundle that trusts it."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    paths = {
+        "cert": folder / "server.pem",
+        "key": folder / "server.key",
+        "ca": folder / "ca.pem",
+    }
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    for blob in cert.cert_chain_pems[1:]:
+        blob.write_to_path(str(paths["cert"]), append=True)
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    tls_ca.cert_pem.write_to_path(str(paths["ca"]))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """`nxs emulator` over plain HTTP (the JS client reaches it through requestMiddleware)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    server = start_nxs(["emulator", "--port", str(port)], port=port, log_path=log)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_emulator(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: dict[str, Path]
+) -> Iterator[RunningServer]:
+    """`nxs emulator` over TLS: the Python client forces https."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("tls-emulator") / "emulator.log"
+    context = ssl.create_default_context(cafile=str(tls_files["ca"]))
+    args = ["emulator", "--port", str(port), "--ssl-certfile", str(tls_files["cert"])]
+    args += ["--ssl-keyfile", str(tls_files["key"])]
+    server = start_nxs(args, port=port, log_path=log, scheme="https", ssl_context=context)
+    yield server
+    server.stop()

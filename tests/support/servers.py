@@ -1,0 +1,94 @@
+"""Real servers for the tests: `nxs` subprocesses on free loopback ports.
+
+`start_nxs(["emulator", …])` runs the real command line and waits until it answers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from ssl import SSLContext
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    url: str  # base URL, e.g. http://127.0.0.1:PORT
+    port: int
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def nxs_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nxs", *args]
+
+
+def start_nxs(
+    args: list[str],
+    *,
+    port: int,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    ready_path: str = "/healthz",
+    ssl_context: SSLContext | None = None,
+    timeout: float = 15.0,
+) -> RunningServer:
+    """Start `nxs ARGS…` and wait until `ready_path` answers (any status)."""
+    full_env = {**os.environ, **(env or {})}
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        nxs_command(*args), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
+    )
+    url = f"{scheme}://127.0.0.1:{port}"
+    server = RunningServer(process, url, port, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nxs {args[0]} exited early:\n{server.log()}")
+        if _answers(url + ready_path, ssl_context):
+            return server
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"nxs {args[0]} not ready in {timeout}s:\n{server.log()}")
+
+
+def _answers(url: str, ssl_context: SSLContext | None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1, context=ssl_context):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, urllib.error.URLError):
+        return False
