@@ -1,0 +1,203 @@
+"""The admin commands: `nxs customers …`, `nxs keys …`, `nxs upstream …`.
+
+Each opens the store named by `NXS_DATABASE_URL` (changes reach running gateways via
+the store version), does one thing and prints the outcome. Failures print one line,
+`nxs: <detail>`, on stderr and exit with status 2. Fal keys are read from stdin only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+
+from nxs.admin.output import customer_record, key_record, render, upstream_record
+from nxs.config import Settings
+from nxs.errors import BadRequest, NxsError
+from nxs.store.models import CustomerStatus
+from nxs.store.store import Store
+
+Subparsers = argparse._SubParsersAction
+Handler = Callable[[Store, argparse.Namespace], int]
+
+CUSTOMER_COLUMNS = ("name", "id", "status", "created_at")
+KEY_COLUMNS = ("id", "customer", "prefix", "status", "created_at", "revoked_at")
+UPSTREAM_COLUMNS = ("name", "id", "state", "weight", "key", "reason")
+
+
+def add_commands(subparsers: Subparsers) -> None:
+    """Add `customers`, `keys` and `upstream` with their subcommands."""
+    _add_customer_commands(subparsers)
+    _add_key_commands(subparsers)
+    _add_upstream_commands(subparsers)
+
+
+def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Run `handler` on a freshly opened store; NXS errors become `nxs: …`, exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = Settings.from_env()
+        except ValueError as error:
+            print(f"nxs: Invalid NXS_ setting: {error}", file=sys.stderr)
+            return 2
+        try:
+            with Store.open(settings) as store:
+                return handler(store, args)
+        except NxsError as error:
+            print(f"nxs: {error}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _group(subparsers: Subparsers, name: str, help_text: str) -> Subparsers:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _leaf(
+    group: Subparsers, name: str, help_text: str, handler: Handler
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(run=command(handler))
+    return parser
+
+
+def _add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+# -- customers -------------------------------------------------------------------
+
+
+def _add_customer_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "customers", "manage customers (the owners of nxs_ keys)")
+    _leaf(group, "create", "create a customer", _create_customer).add_argument("name")
+    _leaf(group, "suspend", "suspend a customer: its keys get 402", _suspend).add_argument("name")
+    _leaf(group, "resume", "make a suspended customer active again", _resume).add_argument("name")
+    _add_json_flag(_leaf(group, "list", "list customers", _list_customers))
+
+
+def _create_customer(store: Store, args: argparse.Namespace) -> int:
+    customer = store.create_customer(args.name)
+    print(f"Created customer '{customer.name}' ({customer.id}).")
+    return 0
+
+
+def _suspend(store: Store, args: argparse.Namespace) -> int:
+    return _set_status(store, args.name, "suspended")
+
+
+def _resume(store: Store, args: argparse.Namespace) -> int:
+    return _set_status(store, args.name, "active")
+
+
+def _set_status(store: Store, name: str, status: CustomerStatus) -> int:
+    before = store.get_customer(name)
+    store.set_customer_status(name, status)
+    if before.status == status:
+        print(f"Customer '{name}' is already {status}.")
+    else:
+        print(f"Customer '{name}' is now {status}.")
+    return 0
+
+
+def _list_customers(store: Store, args: argparse.Namespace) -> int:
+    records = [customer_record(customer) for customer in store.list_customers()]
+    print(render(records, CUSTOMER_COLUMNS, as_json=args.json))
+    return 0
+
+
+# -- customer keys ---------------------------------------------------------------
+
+
+def _add_key_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "keys", "manage customers' nxs_ API keys")
+    create = _leaf(group, "create", "create a key; the key is printed once, last", _create_key)
+    create.add_argument("customer")
+    listing = _leaf(group, "list", "list keys (never their secret part)", _list_keys)
+    listing.add_argument("customer", nargs="?", help="only this customer's keys")
+    _add_json_flag(listing)
+    _leaf(group, "revoke", "revoke a key at once", _revoke_key).add_argument("key_id")
+
+
+def _create_key(store: Store, args: argparse.Namespace) -> int:
+    record, plaintext = store.create_key(args.customer)
+    print(f"Created key {record.id} for customer '{record.customer_name}'.")
+    if store.get_customer(args.customer).status != "active":
+        print("The customer is suspended: the key answers 402 until `nxs customers resume`.")
+    print("The key is shown only this once; store it now:")
+    print(plaintext)
+    return 0
+
+
+def _list_keys(store: Store, args: argparse.Namespace) -> int:
+    records = [key_record(key) for key in store.list_keys(args.customer)]
+    print(render(records, KEY_COLUMNS, as_json=args.json))
+    return 0
+
+
+def _revoke_key(store: Store, args: argparse.Namespace) -> int:
+    before = store.get_key(args.key_id)
+    key = store.revoke_key(args.key_id)
+    if before.revoked_at is not None:
+        print(f"Key {key.id} of customer '{key.customer_name}' was already revoked.")
+    else:
+        print(f"Revoked key {key.id} of customer '{key.customer_name}'.")
+    return 0
+
+
+# -- upstream keys ---------------------------------------------------------------
+
+
+def _add_upstream_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "upstream", "manage the pool of upstream fal keys")
+    add = _leaf(group, "add", "add a fal key, read from stdin", _add_upstream)
+    add.add_argument("name")
+    add.add_argument("--weight", type=int, default=1, help="share of traffic (default 1)")
+    _add_json_flag(_leaf(group, "list", "list keys (masked), state and weight", _list_upstream))
+    _leaf(group, "remove", "remove a key from the pool", _remove_upstream).add_argument("name")
+    enable = _leaf(group, "enable", "put a disabled or suspended key back", _enable_upstream)
+    enable.add_argument("name")
+
+
+def _add_upstream(store: Store, args: argparse.Namespace) -> int:
+    key = store.add_upstream(args.name, _read_secret(), args.weight)
+    print(f"Added upstream key '{key.name}' ({key.id}, {key.masked}, weight {key.weight}).")
+    return 0
+
+
+def _read_secret() -> str:
+    """The fal key from stdin (prompted without echo on a terminal), stripped."""
+    if sys.stdin is None:
+        raise BadRequest("No fal key given: pipe it on stdin")
+    secret = getpass.getpass("fal key: ") if sys.stdin.isatty() else sys.stdin.read()
+    if not secret.strip():
+        raise BadRequest(
+            "No fal key given: pipe it on stdin, e.g. `echo $FAL_KEY | nxs upstream add NAME`"
+        )
+    return secret.strip()
+
+
+def _list_upstream(store: Store, args: argparse.Namespace) -> int:
+    records = [upstream_record(key) for key in store.list_upstream()]
+    print(render(records, UPSTREAM_COLUMNS, as_json=args.json))
+    return 0
+
+
+def _remove_upstream(store: Store, args: argparse.Namespace) -> int:
+    key = store.remove_upstream(args.name)
+    print(f"Removed upstream key '{key.name}' ({key.id}, {key.masked}).")
+    return 0
+
+
+def _enable_upstream(store: Store, args: argparse.Namespace) -> int:
+    before = store.get_upstream(args.name)
+    key = store.enable_upstream(args.name)
+    if before.state != "active":
+        print(f"Enabled upstream key '{key.name}' (was {before.state}).")
+    else:
+        print(f"Upstream key '{key.name}' is already active.")
+    return 0

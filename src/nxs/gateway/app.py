@@ -1,0 +1,112 @@
+"""The gateway as a raw ASGI app: `create_app(settings)` for tests and embedding,
+`app_from_env()` as uvicorn's factory (one per worker). Each request is routed,
+authenticated, forwarded, counted and logged; every error is answered in fal's shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from typing import Any
+
+from nxs.config import Settings
+from nxs.errors import MethodNotAllowed, NxsError
+from nxs.gateway import routes
+from nxs.gateway.accesslog import AccessLog
+from nxs.gateway.exchange import ClientGone, Exchange, Scope
+from nxs.gateway.handlers import Handlers
+from nxs.gateway.proxy import parse_target
+from nxs.gateway.services import Services
+
+LOG = logging.getLogger("nxs.gateway")
+PUBLIC = frozenset({routes.HEALTH, routes.READY, routes.METRICS})
+
+
+class Gateway:
+    """The ASGI callable; its services live between lifespan startup and shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.access_log = AccessLog(settings.access_log)
+        self.services: Services | None = None
+        self.handlers: Handlers | None = None
+        # Request ids: a random prefix per process and a counter (no syscall per request).
+        self._id_prefix = os.urandom(4).hex()
+        self._sequence = itertools.count(1)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            request_id = f"{self._id_prefix}{next(self._sequence):08x}"
+            await self.handle(Exchange(scope, receive, send, request_id))
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.services = Services.start(self.settings)
+                except Exception as exc:
+                    LOG.exception("gateway startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                self.handlers = Handlers(self.services)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.services is not None:
+                    await self.services.stop()
+                self.access_log.flush()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(self, ex: Exchange) -> None:
+        started = time.perf_counter()
+        try:
+            await self.dispatch(ex)
+        except NxsError as error:
+            if not ex.started:
+                await ex.respond_error(error)
+        except ClientGone:
+            ex.status = 499
+        except Exception:
+            LOG.exception("request %s failed", ex.request_id)
+            if not ex.started:
+                await ex.respond_error(NxsError())
+        finally:
+            if self.services is not None:
+                self.services.metrics.observe_request(ex.route, ex.status)
+            self.access_log.write(ex, time.perf_counter() - started)
+
+    async def dispatch(self, ex: Exchange) -> None:
+        """Route, authenticate and forward one request."""
+        handlers, services = self.handlers, self.services
+        if handlers is None or services is None:
+            raise NxsError("Gateway not started")
+        route = services.router.match(ex.method, ex.path)
+        ex.route = route.kind
+        if route.kind in PUBLIC:
+            await getattr(handlers, route.kind)(ex)
+            return
+        grant = services.auth.authenticate(ex.authorization)
+        ex.customer = grant.customer_name
+        query = ex.query
+        if route.kind == routes.PROXY:
+            if ex.method not in ("GET", "POST", "PUT"):
+                raise MethodNotAllowed()
+            route, query = parse_target(ex.target, ex.method, services.router)
+            ex.route = f"proxy_{route.kind}"
+        await handlers.forward(ex, route, grant, query)
+
+
+def create_app(settings: Settings) -> Gateway:
+    """The gateway ASGI app for these settings (services start with the lifespan)."""
+    return Gateway(settings)
+
+
+def app_from_env() -> Gateway:
+    """uvicorn's factory: settings from the `NXS_` environment, in each worker."""
+    return Gateway(Settings.from_env())

@@ -1,0 +1,40 @@
+"""`nxs serve`: the gateway's command line (host, port, workers, TLS).
+
+Everything else is configured through the `NXS_` environment (see `nxs.config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nxs.gateway.server import ServeOptions, serve
+
+
+def add_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Serve the NXS gateway (settings from NXS_* environment variables).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--ssl-certfile", help="TLS certificate chain (PEM)")
+    parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise SystemExit("nxs serve: --ssl-certfile and --ssl-keyfile go together")
+    if args.workers < 1:
+        raise SystemExit("nxs serve: --workers must be at least 1")
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+    return serve(options)

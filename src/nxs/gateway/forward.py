@@ -1,0 +1,154 @@
+"""Calls to fal through one pooled aiohttp session, and their answers streamed back.
+
+`failover` tries pool keys until one gives an answer worth passing on (only before any
+byte reached the client); `bound` uses the one key a queued request belongs to; `relay`
+streams the upstream answer with `more_body=True` chunks, unbuffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+from nxs.config import Settings
+from nxs.errors import NoUpstreamKeys, UpstreamFailed
+from nxs.gateway.exchange import Exchange, Headers
+from nxs.gateway.metrics import Metrics
+from nxs.gateway.pool import OK, KeyPool, PoolKey
+from nxs.gateway.queue import EventRewriter
+
+DROPPED: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"set-cookie",
+        b"server",
+        b"date",
+    }
+)
+SMALL_BODY: Final = 256 * 1024  # answers up to this size are sent in one ASGI message
+UPSTREAM_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def open_session(settings: Settings) -> aiohttp.ClientSession:
+    """The one upstream session: keep-alive pool, no cookies, bytes passed as they come."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=10.0, sock_read=settings.upstream_timeout_seconds
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+    )
+
+
+def response_headers(response: aiohttp.ClientResponse, keep_length: bool = True) -> Headers:
+    """Upstream headers minus hop-by-hop ones, cookies, and the length if it will change."""
+    drop = DROPPED if keep_length else DROPPED | {b"content-length"}
+    return [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in drop]
+
+
+class Forwarder:
+    """Sends calls upstream with pool keys and relays the answers to the client."""
+
+    def __init__(self, session: aiohttp.ClientSession, pool: KeyPool, metrics: Metrics) -> None:
+        self._session, self._pool, self._metrics = session, pool, metrics
+
+    async def _send(
+        self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes
+    ) -> aiohttp.ClientResponse | None:
+        headers = [*ex.forward, ("authorization", entry.authorization)]
+        started = time.perf_counter()
+        try:
+            response = await self._session.request(
+                method, url, headers=headers, data=body or None, allow_redirects=False
+            )
+        except UPSTREAM_ERRORS:
+            self._pool.failed(entry)
+            self._metrics.observe_upstream(entry.name, "error", time.perf_counter() - started)
+            return None
+        elapsed = time.perf_counter() - started
+        self._metrics.observe_upstream(entry.name, str(response.status), elapsed)
+        return response
+
+    async def failover(
+        self, ex: Exchange, method: str, url: URL, body: bytes
+    ) -> tuple[PoolKey, aiohttp.ClientResponse]:
+        """The first pool key's answer worth passing on; the key stays leased (see `done`)."""
+        tried: set[str] = set()
+        while (entry := self._choose(tried)) is not None:
+            tried.add(entry.key.id)
+            entry.in_flight += 1
+            response = await self._send(ex, entry, method, url, body)
+            if response is not None and await self._judge(entry, response) == OK:
+                return entry, response
+            entry.in_flight -= 1
+            if response is not None:
+                response.release()
+        raise UpstreamFailed()
+
+    def _choose(self, tried: set[str]) -> PoolKey | None:
+        try:
+            return self._pool.choose(tried)
+        except NoUpstreamKeys:
+            if tried:  # the keys tried have just been taken out of the pool
+                return None
+            raise
+
+    async def bound(
+        self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes
+    ) -> aiohttp.ClientResponse:
+        """The answer of the one key a queued request belongs to (no failover)."""
+        entry.in_flight += 1
+        response = await self._send(ex, entry, method, url, body)
+        if response is None:
+            entry.in_flight -= 1
+            raise UpstreamFailed()
+        await self._judge(entry, response)
+        return response
+
+    async def _judge(self, entry: PoolKey, response: aiohttp.ClientResponse) -> str:
+        status = response.status
+        if status < 400 or (status >= 500 and "x-fal-request-id" in response.headers):
+            return OK  # a 5xx carrying fal's request id is the model's own error: no retry
+        body = await response.read() if status == 403 else b""
+        return self._pool.judge(entry, status, body, response.headers.get("Retry-After"))
+
+    @staticmethod
+    def done(entry: PoolKey, response: aiohttp.ClientResponse) -> None:
+        entry.in_flight -= 1
+        response.release()
+
+    @staticmethod
+    async def relay(
+        ex: Exchange, response: aiohttp.ClientResponse, events: EventRewriter | None = None
+    ) -> None:
+        """Stream the upstream answer to the client as it arrives."""
+        length = response.content_length
+        if events is None and length is not None and length <= SMALL_BODY:
+            body = await response.read()
+            await ex.start(response.status, response_headers(response))
+            await ex.send({"type": "http.response.body", "body": body})
+            return
+        await ex.start(response.status, response_headers(response, keep_length=events is None))
+        send = ex.send
+        async for chunk in response.content.iter_any():
+            out = events.feed(chunk) if events else chunk
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        tail = events.flush() if events else b""
+        await send({"type": "http.response.body", "body": tail, "more_body": False})

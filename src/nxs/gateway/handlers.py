@@ -1,0 +1,136 @@
+"""What each route does once the caller is known: run, submit, the request operations,
+REST calls through the SDK proxy, and the health, readiness and metrics answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from yarl import URL
+
+from nxs.errors import UpstreamFailed
+from nxs.gateway import routes
+from nxs.gateway.exchange import Exchange
+from nxs.gateway.forward import response_headers
+from nxs.gateway.proxy import QUEUE_HOST, RUN_HOST
+from nxs.gateway.queue import EventRewriter, queue_urls, rewrite_body
+from nxs.gateway.routes import Route, app_id
+from nxs.gateway.services import Services
+from nxs.store.models import KeyGrant
+
+OP_SUFFIX: Final = {
+    routes.RESULT: "",
+    routes.STATUS: "/status",
+    routes.STREAM: "/status/stream",
+    routes.CANCEL: "/cancel",
+}
+URL_CACHE_LIMIT: Final = 4096
+METRICS_HEADERS: Final = ((b"content-type", b"text/plain; version=0.0.4"),)
+
+
+class Handlers:
+    """The gateway's route handlers over the shared services."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self._limit = services.settings.max_body_bytes
+        self._bases = {host: services.settings.upstream_base(host) for host in services.hosts}
+        self._urls: dict[tuple[str, str, str], URL] = {}
+
+    def url(self, host: str, path: str, query: str) -> URL:
+        """The upstream URL (cached: most calls name the same few endpoints)."""
+        cache_key = (host, path, query)
+        url = self._urls.get(cache_key)
+        if url is None:
+            text = f"{self._bases[host]}/{path}"
+            url = URL(f"{text}?{query}" if query else text, encoded=True)
+            if len(self._urls) >= URL_CACHE_LIMIT:
+                self._urls.clear()
+            self._urls[cache_key] = url
+        return url
+
+    async def forward(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
+        """Dispatch an authenticated call; `route.host` is set for proxied targets."""
+        if route.kind in routes.REQUEST_OPS:
+            await self.request_op(ex, route, grant, query)
+        elif route.kind == routes.SUBMIT:
+            await self.submit(ex, route, grant, query)
+        else:
+            await self.run(ex, route, query)
+
+    async def run(self, ex: Exchange, route: Route, query: str) -> None:
+        """fal.run (or a rest.fal.ai call): any healthy key, failover before the answer."""
+        body = await ex.read_body(self._limit)
+        url = self.url(route.host or RUN_HOST, route.endpoint, query)
+        entry, response = await self.s.forwarder.failover(ex, ex.method, url, body)
+        ex.upstream = entry.name
+        try:
+            await self.s.forwarder.relay(ex, response)
+        finally:
+            self.s.forwarder.done(entry, response)
+
+    async def submit(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
+        """Queue submit: recorded before answering, URLs pointed at the gateway."""
+        body = await ex.read_body(self._limit)
+        url = self.url(QUEUE_HOST, route.endpoint, query)
+        entry, response = await self.s.forwarder.failover(ex, "POST", url, body)
+        ex.upstream = entry.name
+        try:
+            payload = await response.read()
+            if response.status < 300:
+                payload = self._record(ex, route, grant, entry.key.id, payload)
+            headers = response_headers(response, keep_length=False)
+            await ex.respond(response.status, payload, headers)
+        finally:
+            self.s.forwarder.done(entry, response)
+
+    def _record(
+        self, ex: Exchange, route: Route, grant: KeyGrant, upstream_id: str, payload: bytes
+    ) -> bytes:
+        try:
+            request_id = json.loads(payload)["request_id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamFailed("fal answered a submit without a request id") from exc
+        self.s.book.record(request_id, grant.customer_id, grant.key_id, upstream_id, route.endpoint)
+        base = ex.public_base(self.s.settings.public_url)
+        return rewrite_body(payload, queue_urls(base, route.endpoint, request_id))
+
+    async def request_op(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
+        """Status, status stream, result, cancel: only the submitting key, never failover."""
+        queued = self.s.book.find(route.request_id, grant.customer_id)
+        entry = self.s.pool.get(queued.upstream_key_id)
+        if entry is None:
+            raise UpstreamFailed("The upstream key of this request is no longer available")
+        ex.upstream = entry.name
+        await ex.read_body(self._limit)
+        path = f"{app_id(queued.endpoint)}/requests/{queued.request_id}{OP_SUFFIX[route.kind]}"
+        method = "PUT" if route.kind == routes.CANCEL else "GET"
+        url = self.url(QUEUE_HOST, path, query)
+        response = await self.s.forwarder.bound(ex, entry, method, url, b"")
+        try:
+            urls = queue_urls(
+                ex.public_base(self.s.settings.public_url), queued.endpoint, queued.request_id
+            )
+            if route.kind == routes.STATUS:
+                payload = rewrite_body(await response.read(), urls)
+                await ex.respond(response.status, payload, response_headers(response, False))
+            elif route.kind == routes.STREAM:
+                await self.s.forwarder.relay(ex, response, EventRewriter(urls))
+            else:
+                await self.s.forwarder.relay(ex, response)
+        finally:
+            self.s.forwarder.done(entry, response)
+
+    async def healthz(self, ex: Exchange) -> None:
+        await ex.respond_json(200, {"status": "ok"})
+
+    async def readyz(self, ex: Exchange) -> None:
+        """Ready when the store answers and at least one upstream key is usable."""
+        store_ok, usable = self.s.store_ok, self.s.pool.usable()
+        ready = store_ok and usable > 0
+        body = {"ready": ready, "store": store_ok, "usable_upstream_keys": usable}
+        await ex.respond_json(200 if ready else 503, body)
+
+    async def metrics(self, ex: Exchange) -> None:
+        await ex.respond(200, self.s.metrics.render(self.s.pool), list(METRICS_HEADERS))

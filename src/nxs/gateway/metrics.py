@@ -1,0 +1,77 @@
+"""Prometheus text for `/metrics`: requests by route and status, upstream latency, pool state.
+
+Hand-rolled and per worker process: counters are plain dicts bumped on the hot path,
+rendered only when scraped.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from typing import Final
+
+from nxs.gateway.pool import KeyPool
+
+LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STATES: Final = ("active", "invalid", "suspended")
+
+
+class Metrics:
+    """The gateway's counters and the upstream latency histogram."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.attempts: Counter[tuple[str, str]] = Counter()  # (key name, outcome)
+        self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._latency_sum = 0.0
+        self._latency_count = 0
+
+    def observe_request(self, route: str, status: int) -> None:
+        self.requests[(route, status)] += 1
+
+    def observe_upstream(self, key_name: str, outcome: str, seconds: float) -> None:
+        self.attempts[(key_name, outcome)] += 1
+        self._buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._latency_sum += seconds
+        self._latency_count += 1
+
+    def render(self, pool: KeyPool) -> bytes:
+        lines = ["# TYPE nxs_requests_total counter"]
+        for (route, status), count in sorted(self.requests.items()):
+            lines.append(f'nxs_requests_total{{route="{route}",status="{status}"}} {count}')
+        lines.append("# TYPE nxs_upstream_attempts_total counter")
+        for (name, outcome), count in sorted(self.attempts.items()):
+            labels = f'key="{_label(name)}",outcome="{outcome}"'
+            lines.append(f"nxs_upstream_attempts_total{{{labels}}} {count}")
+        lines.extend(self._histogram())
+        lines.extend(_pool_lines(pool))
+        return ("\n".join(lines) + "\n").encode()
+
+    def _histogram(self) -> list[str]:
+        name = "nxs_upstream_latency_seconds"
+        lines = [f"# TYPE {name} histogram"]
+        running = 0
+        for bound, count in zip(LATENCY_BUCKETS, self._buckets, strict=False):
+            running += count
+            lines.append(f'{name}_bucket{{le="{bound}"}} {running}')
+        lines.append(f'{name}_bucket{{le="+Inf"}} {self._latency_count}')
+        lines.append(f"{name}_sum {self._latency_sum:.6f}")
+        lines.append(f"{name}_count {self._latency_count}")
+        return lines
+
+
+def _pool_lines(pool: KeyPool) -> list[str]:
+    entries = pool.entries()
+    lines = ["# TYPE nxs_upstream_keys gauge"]
+    for state in STATES:
+        count = sum(1 for entry in entries if entry.state == state)
+        lines.append(f'nxs_upstream_keys{{state="{state}"}} {count}')
+    lines.append(f"nxs_upstream_keys_usable {pool.usable()}")
+    lines.append("# TYPE nxs_upstream_in_flight gauge")
+    for entry in entries:
+        lines.append(f'nxs_upstream_in_flight{{key="{_label(entry.name)}"}} {entry.in_flight}')
+    return lines
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")

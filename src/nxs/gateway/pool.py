@@ -1,0 +1,149 @@
+"""The pool of upstream fal keys: which key serves the next call, and what fal's answers do.
+
+Choice: among healthy keys (active, not cooling down, not yet tried) those with the fewest
+calls in flight, then weighted at random. 401 → invalid (persisted, out until `nxs upstream
+enable`); 403 locked → suspended (persisted, re-probed by the app until it resumes);
+429 → cooldown honouring Retry-After; 5xx or no connection → the caller tries the next key.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from nxs.errors import NoUpstreamKeys
+from nxs.store.models import UpstreamKey, UpstreamState
+
+DEFAULT_COOLDOWN: Final = 5.0
+MAX_COOLDOWN: Final = 300.0
+LOCKED_WORDS: Final = ("locked", "balance")
+
+# What an upstream answer means for the key that got it.
+OK: Final = "ok"  # pass the answer to the client
+RETRY: Final = "retry"  # this key failed this call: try the next one
+
+Persist = Callable[[str, UpstreamState, str | None], None]
+
+
+@dataclass(slots=True)
+class PoolKey:
+    """An upstream key with its live counters; `authorization` is precomputed."""
+
+    key: UpstreamKey
+    authorization: str
+    state: UpstreamState
+    in_flight: int = 0
+    cooldown_until: float = 0.0
+    failures: int = field(default=0)
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+
+class KeyPool:
+    """Live view of the pool; `load` takes the store's list, the rest is in memory."""
+
+    def __init__(self, persist: Persist, rng: random.Random | None = None) -> None:
+        self._persist = persist
+        self._rng = rng or random.Random()
+        self._keys: dict[str, PoolKey] = {}
+        self._retired: dict[str, PoolKey] = {}  # removed from the pool, still bound to requests
+
+    def load(self, keys: Iterable[UpstreamKey]) -> None:
+        """Adopt the store's keys, keeping live counters; removed keys stay reachable by id."""
+        fresh: dict[str, PoolKey] = {}
+        for key in keys:
+            old = self._keys.get(key.id) or self._retired.pop(key.id, None)
+            entry = PoolKey(key, f"Key {key.secret}", key.state)
+            if old is not None:
+                entry.in_flight, entry.cooldown_until = old.in_flight, old.cooldown_until
+            fresh[key.id] = entry
+        for key_id, entry in self._keys.items():
+            if key_id not in fresh:
+                self._retired[key_id] = entry
+        self._keys = fresh
+
+    def get(self, key_id: str) -> PoolKey | None:
+        """A key by id, even one removed from the pool since (bound requests need it)."""
+        return self._keys.get(key_id) or self._retired.get(key_id)
+
+    def entries(self) -> list[PoolKey]:
+        return list(self._keys.values())
+
+    def usable(self) -> int:
+        """How many keys could serve a call now."""
+        now = time.monotonic()
+        return sum(
+            1 for k in self._keys.values() if k.state == "active" and k.cooldown_until <= now
+        )
+
+    def suspended(self) -> list[PoolKey]:
+        return [k for k in self._keys.values() if k.state == "suspended"]
+
+    def choose(self, tried: set[str]) -> PoolKey | None:
+        """The next key to try, or None when every healthy key was tried.
+
+        Raises `NoUpstreamKeys` when the pool has no active key at all.
+        """
+        now = time.monotonic()
+        best: list[PoolKey] = []
+        fewest = -1
+        any_active = False
+        for entry in self._keys.values():
+            if entry.state != "active":
+                continue
+            any_active = True
+            if entry.cooldown_until > now or entry.key.id in tried:
+                continue
+            if fewest < 0 or entry.in_flight < fewest:
+                best, fewest = [entry], entry.in_flight
+            elif entry.in_flight == fewest:
+                best.append(entry)
+        if not any_active:
+            raise NoUpstreamKeys()
+        if len(best) <= 1:
+            return best[0] if best else None
+        weights = [max(entry.key.weight, 1) for entry in best]
+        return self._rng.choices(best, weights)[0]
+
+    def judge(self, entry: PoolKey, status: int, body: bytes, retry_after: str | None) -> str:
+        """What an upstream status means: OK to pass on, or RETRY with another key."""
+        if status < 400 or status in (400, 404, 409, 410, 413, 422):
+            return OK
+        if status == 401:
+            self.mark(entry, "invalid", "fal answered 401 (invalid key)")
+            return RETRY
+        if status == 403:
+            text = body[:2000].decode("utf-8", "replace").lower()
+            if not any(word in text for word in LOCKED_WORDS):
+                return OK
+            self.mark(entry, "suspended", "fal answered 403 (account locked)")
+            return RETRY
+        if status == 429:
+            entry.cooldown_until = time.monotonic() + _seconds(retry_after)
+            return RETRY
+        return RETRY if status >= 500 else OK
+
+    def failed(self, entry: PoolKey) -> None:
+        """A connection error or timeout: counted, the caller moves on to the next key."""
+        entry.failures += 1
+
+    def mark(self, entry: PoolKey, state: UpstreamState, reason: str) -> None:
+        """Change a key's state here and in the store (the CLI and other workers see it)."""
+        if entry.state == state:
+            return
+        entry.state = state
+        self._persist(entry.key.id, state, reason)
+
+
+def _seconds(retry_after: str | None) -> float:
+    if not retry_after:
+        return DEFAULT_COOLDOWN
+    try:
+        return min(max(float(retry_after), 0.0), MAX_COOLDOWN)
+    except ValueError:
+        return DEFAULT_COOLDOWN

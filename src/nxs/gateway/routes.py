@@ -1,0 +1,124 @@
+"""Where a request goes: the gateway's paths parsed into a `Route`.
+
+`POST /{owner}/{app}[/path]` runs on fal.run, `/queue/{endpoint}` submits to queue.fal.run,
+`…/requests/{id}[/status[/stream]|/cancel]` (with or without `/queue`, with owner/alias or
+the full endpoint path) reaches a queued request; a first segment that is not a known owner
+gets `fal-ai/`. `/api/proxy` and `/api/fal/proxy` carry an `x-fal-target-url`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from nxs.errors import BadRequest, MethodNotAllowed, NotFound
+
+# Route kinds. Run, submit and rest calls may fail over between pool keys; the request
+# operations (status, stream, result, cancel) are bound to the key that submitted.
+RUN: Final = "run"
+SUBMIT: Final = "submit"
+STATUS: Final = "status"
+STREAM: Final = "status_stream"
+RESULT: Final = "result"
+CANCEL: Final = "cancel"
+REST: Final = "rest"
+PROXY: Final = "proxy"
+HEALTH: Final = "healthz"
+READY: Final = "readyz"
+METRICS: Final = "metrics"
+
+REQUEST_OPS: Final = frozenset({STATUS, STREAM, RESULT, CANCEL})
+NAMESPACES: Final = frozenset({"workflows", "comfy"})
+_OP_BY_TAIL: Final = {
+    (): RESULT,
+    ("status",): STATUS,
+    ("status", "stream"): STREAM,
+    ("cancel",): CANCEL,
+}
+_OP_METHODS: Final = {RESULT: "GET", STATUS: "GET", STREAM: "GET", CANCEL: "PUT"}
+_FIXED: Final = {
+    "healthz": HEALTH,
+    "readyz": READY,
+    "metrics": METRICS,
+    "api/proxy": PROXY,
+    "api/fal/proxy": PROXY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A parsed request: its kind, the endpoint or app id, and the queued request's id."""
+
+    kind: str
+    endpoint: str = ""  # full endpoint id for run/submit; the rest path for rest calls
+    request_id: str = ""
+    host: str = ""  # set for proxied targets: the fal host named by x-fal-target-url
+
+
+def app_id(endpoint: str) -> str:
+    """`[namespace/]owner/alias` of an endpoint id: what fal's request URLs carry."""
+    parts = endpoint.split("/")
+    keep = 3 if parts[0] in NAMESPACES else 2
+    return "/".join(parts[:keep])
+
+
+class Router:
+    """Parses raw paths against the configured owners; pure and allocation-light."""
+
+    def __init__(self, known_owners: Iterable[str]) -> None:
+        self._owners = frozenset(known_owners) | NAMESPACES
+
+    def match(self, method: str, raw_path: str) -> Route:
+        """The route of a gateway path (still percent-encoded); raises 404/405/400."""
+        path = raw_path.strip("/")
+        fixed = _FIXED.get(path)
+        if fixed is not None:
+            return Route(fixed)
+        segments = path.split("/")
+        queued = segments[0] == "queue"
+        if queued:
+            segments = segments[1:]
+        return self.endpoint_route(method, segments, queued=queued, shown=raw_path)
+
+    def endpoint_route(
+        self, method: str, segments: list[str], *, queued: bool, shown: str
+    ) -> Route:
+        """Run, submit or a request operation, from the segments after host or `/queue`."""
+        _check_segments(segments, shown)
+        if segments[0] not in self._owners:
+            segments = ["fal-ai", *segments]
+        operation = _request_operation(method, segments)
+        if operation is not None:
+            return operation
+        if len(segments) < 2:
+            raise NotFound(f"Path {shown} not found")
+        endpoint = "/".join(segments)
+        if queued:
+            if method != "POST":
+                raise MethodNotAllowed(f"Use POST to submit to {endpoint}")
+            return Route(SUBMIT, endpoint)
+        return Route(RUN, endpoint)
+
+
+def _check_segments(segments: list[str], shown: str) -> None:
+    if not segments or not segments[0]:
+        raise NotFound(f"Path {shown} not found")
+    for segment in segments:
+        if not segment or segment in (".", "..") or segment.lower() in ("%2e", "%2e%2e"):
+            raise BadRequest(f"Invalid path {shown}")
+
+
+def _request_operation(method: str, segments: list[str]) -> Route | None:
+    """`…/{owner}/{alias}[/path…]/requests/{id}[tail]`, or None when it is not one."""
+    last = len(segments) - 1
+    for index in range(2, last):
+        if segments[index] != "requests":
+            continue
+        kind = _OP_BY_TAIL.get(tuple(segments[index + 2 :]))
+        if kind is None:
+            continue
+        if method != _OP_METHODS[kind] and not (kind == CANCEL and method == "POST"):
+            raise MethodNotAllowed(f"Use {_OP_METHODS[kind]} for {kind}")
+        return Route(kind, "/".join(segments[:index]), segments[index + 1])
+    return None

@@ -1,0 +1,127 @@
+"""The gateway's long-lived parts, owned by the app's lifespan: store, key snapshot, pool,
+queue book, metrics and the upstream session; plus the background loops that keep the
+snapshot fresh (store version polled every `refresh_seconds`) and re-probe suspended keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import aiohttp
+from yarl import URL
+
+from nxs.config import Settings
+from nxs.gateway.auth import Authenticator
+from nxs.gateway.forward import UPSTREAM_ERRORS, Forwarder, open_session
+from nxs.gateway.metrics import Metrics
+from nxs.gateway.pool import KeyPool, PoolKey
+from nxs.gateway.proxy import QUEUE_HOST, REST_HOSTS, RUN_HOST
+from nxs.gateway.queue import QueueBook
+from nxs.gateway.routes import Router
+from nxs.store.store import Store
+
+LOG = logging.getLogger("nxs.gateway")
+HOSTS: Final = (RUN_HOST, QUEUE_HOST, *sorted(REST_HOSTS))
+# A cheap authenticated call: a locked account gets 403, a working one 404 (no such id).
+PROBE_PATH: Final = "fal-ai/any-model/requests/00000000-0000-0000-0000-000000000000/status"
+
+
+@dataclass
+class Services:
+    """Everything a request handler uses, built once per worker process."""
+
+    settings: Settings
+    store: Store
+    session: aiohttp.ClientSession
+    router: Router
+    auth: Authenticator
+    pool: KeyPool
+    book: QueueBook
+    metrics: Metrics
+    forwarder: Forwarder
+    hosts: tuple[str, ...] = HOSTS
+    store_ok: bool = True
+    version: int = -1
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        """Open the store and the session, load the snapshot, start the background loops."""
+        store = Store.open(settings)
+        session = open_session(settings)
+        pool = KeyPool(store.set_upstream_state)
+        metrics = Metrics()
+        services = cls(
+            settings=settings,
+            store=store,
+            session=session,
+            router=Router(settings.known_owners),
+            auth=Authenticator(store.key_hash),
+            pool=pool,
+            book=QueueBook(store),
+            metrics=metrics,
+            forwarder=Forwarder(session, pool, metrics),
+        )
+        services.refresh()
+        services.tasks = [
+            asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),
+            asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
+        ]
+        return services
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.session.close()
+        self.store.close()
+
+    async def _every(self, seconds: float, action: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                LOG.exception("background task failed")
+
+    def refresh(self) -> None:
+        """Reload keys and pool when the store's version moved (a CLI or pool change)."""
+        try:
+            version = self.store.version()
+            if version != self.version:
+                self.auth.load(self.store.grants())
+                self.pool.load(self.store.upstream_keys())
+                self.version = version
+        except Exception:
+            if self.store_ok:
+                LOG.exception("store unreachable")
+            self.store_ok = False
+            return
+        self.store_ok = True
+
+    async def probe(self) -> None:
+        """Ask fal about each suspended key; resume it once it no longer answers 403."""
+        for entry in self.pool.suspended():
+            await self._probe(entry)
+
+    async def _probe(self, entry: PoolKey) -> None:
+        url = URL(f"{self.settings.upstream_base(QUEUE_HOST)}/{PROBE_PATH}", encoded=True)
+        headers = {"authorization": entry.authorization}
+        try:
+            async with self.session.get(url, headers=headers, allow_redirects=False) as response:
+                status = response.status
+        except UPSTREAM_ERRORS:
+            return
+        if status == 401:
+            self.pool.mark(entry, "invalid", "fal answered 401 to a probe")
+        elif status != 403:
+            self.pool.mark(entry, "active", f"probe answered {status}: resumed")

@@ -1,0 +1,95 @@
+"""The database seam: a small `Database` protocol, URL parsing, and `connect(url)`.
+
+Domain code writes portable SQL with `?` placeholders and talks only to `Database`;
+each backend translates the paramstyle and its own errors in one place. SQLite is the
+one backend today (`nxs.store.sqlite`); a `postgresql://` URL answers a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from nxs.errors import NxsError
+
+Row = dict[str, Any]
+Params = Sequence[Any]
+
+
+class DatabaseError(NxsError):
+    """The database cannot be opened or used (bad URL, unreadable file, locked too long)."""
+
+    status, error_type, detail = 500, "database_error", "Database error"
+
+
+class IntegrityViolation(Exception):
+    """A unique or foreign-key constraint refused a write; repositories map it to Conflict."""
+
+
+class Database(Protocol):
+    """What repositories need from a backend: portable SQL with `?` placeholders."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction (taking the write lock at once); nested use joins it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A parsed `NXS_DATABASE_URL`: `sqlite:///relative.db`, `sqlite:////abs.db`."""
+
+    scheme: str
+    path: Path | None  # None for an in-memory SQLite database
+
+
+def parse_url(url: str) -> DatabaseUrl:
+    """Parse a database URL; unsupported schemes and malformed URLs are `DatabaseError`."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise DatabaseError(f"Malformed database URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        raise DatabaseError(
+            "PostgreSQL is not supported yet: set NXS_DATABASE_URL to sqlite:///path/to/nxs.db"
+        )
+    if scheme != "sqlite":
+        raise DatabaseError(
+            f"Unsupported database URL {_redact(url)!r}: expected sqlite:///path/to/nxs.db"
+        )
+    if parts.netloc or parts.query or parts.fragment:
+        raise DatabaseError(
+            f"Malformed SQLite URL {_redact(url)!r}: use sqlite:///relative/path.db or sqlite:////abs.db"
+        )
+    raw = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if raw in ("", ":memory:"):
+        return DatabaseUrl("sqlite", None)
+    return DatabaseUrl("sqlite", Path(raw))
+
+
+def _redact(url: str) -> str:
+    """A URL with any password removed, safe to show in an error."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,214 @@
+"""Gateway fixtures: a real `nxs serve` on a fresh SQLite database in front of the real
+`nxs emulator`, with customers, keys and upstream keys created through the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.support.servers import RunningServer, free_port, nxs_command, start_nxs
+
+GOOD_KEY = "acct-main:secret-main-0001"
+TIME_SCALE = "0.05"
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str
+    key: str
+    key_id: str
+
+
+@dataclass
+class Deployment:
+    """A database plus the environment every `nxs` process of one deployment shares."""
+
+    folder: Path
+    env: dict[str, str]
+    emulator: RunningServer
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def nxs(self, *args: str, stdin: str | None = None) -> str:
+        """Run an admin command; returns its stdout (fails the test on a non-zero exit)."""
+        done = subprocess.run(
+            nxs_command(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, f"nxs {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def customer(self, prefix: str = "cust") -> Customer:
+        self.counter[0] += 1
+        name = f"{prefix}-{self.counter[0]}"
+        self.nxs("customers", "create", name)
+        return self.new_key(name)
+
+    def new_key(self, customer: str) -> Customer:
+        lines = self.nxs("keys", "create", customer).strip().splitlines()
+        key_id = next(word for word in lines[0].split() if word.startswith("key_"))
+        return Customer(customer, lines[-1].strip(), key_id)
+
+    def add_upstream(self, name: str, secret: str, weight: int = 1) -> None:
+        self.nxs("upstream", "add", name, "--weight", str(weight), stdin=secret + "\n")
+
+    def upstream_states(self) -> dict[str, str]:
+        rows = json.loads(self.nxs("upstream", "list", "--json"))
+        return {row["name"]: row["state"] for row in rows}
+
+    def received(self) -> list[dict[str, Any]]:
+        """What reached the emulator so far (method, path, account_id)."""
+        response = httpx.get(f"{self.emulator.url}/_emulator/received", timeout=10)
+        data = response.json()
+        return list(data["requests"] if isinstance(data, dict) else data)
+
+
+@dataclass
+class Gateway:
+    """A running `nxs serve` and an HTTP client for it."""
+
+    server: RunningServer
+    deployment: Deployment
+    client: httpx.Client
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def request(
+        self, method: str, path: str, key: str | None = None, scheme: str = "Key", **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if key is not None:
+            headers["Authorization"] = f"{scheme} {key}"
+        return self.client.request(method, self.url + path, headers=headers, **kwargs)
+
+    def submit(self, endpoint: str, key: str, prompt: str = "a lighthouse") -> dict[str, Any]:
+        response = self.request("POST", f"/queue/{endpoint}", key, json={"prompt": prompt})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_completed(self, app: str, request_id: str, key: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = self.request("GET", f"/queue/{app}/requests/{request_id}/status", key)
+            assert status.status_code in (200, 202), status.text
+            if status.json()["status"] == "COMPLETED":
+                return dict(status.json())
+            time.sleep(0.1)
+        raise AssertionError(f"request {request_id} did not complete")
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll `check` until it holds (CLI changes reach the gateway within seconds)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The e2e emulator: time-scaled so queued requests complete in a blink."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
+    args = ["emulator", "--port", str(port), "--time-scale", TIME_SCALE]
+    server = start_nxs(args, port=port, log_path=log)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_deployment(
+    tmp_path_factory: pytest.TempPathFactory, emulator: RunningServer
+) -> Callable[[], Deployment]:
+    def make() -> Deployment:
+        folder = tmp_path_factory.mktemp("deployment")
+        env = {
+            "NXS_DATABASE_URL": f"sqlite:///{folder / 'nxs.db'}",
+            "NXS_SECRET_KEY_FILE": str(folder / "nxs.secret"),
+            "NXS_UPSTREAM_URL": emulator.url,
+            "NXS_REFRESH_SECONDS": "0.2",
+            "NXS_PROBE_SECONDS": "0.5",
+        }
+        return Deployment(folder, env, emulator)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def start_gateway(
+    tls_files: dict[str, Path],
+) -> Iterator[Callable[..., Gateway]]:
+    """Starts `nxs serve` for a deployment (optionally over TLS); all stopped at the end."""
+    running: list[Gateway] = []
+
+    def start(deployment: Deployment, *, tls: bool = False, workers: int = 1) -> Gateway:
+        port = free_port()
+        args = ["serve", "--port", str(port), "--workers", str(workers)]
+        context: ssl.SSLContext | None = None
+        if tls:
+            args += [
+                "--ssl-certfile",
+                str(tls_files["cert"]),
+                "--ssl-keyfile",
+                str(tls_files["key"]),
+            ]
+            context = ssl.create_default_context(cafile=str(tls_files["ca"]))
+        log = deployment.folder / f"gateway-{port}.log"
+        server = start_nxs(
+            args,
+            port=port,
+            log_path=log,
+            env=deployment.env,
+            scheme="https" if tls else "http",
+            ssl_context=context,
+        )
+        verify: ssl.SSLContext | bool = context if context is not None else True
+        gateway = Gateway(server, deployment, httpx.Client(timeout=30, verify=verify))
+        running.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in running:
+        gateway.client.close()
+        gateway.server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared(make_deployment: Callable[[], Deployment]) -> Deployment:
+    """One deployment for most tests: a single good upstream key."""
+    deployment = make_deployment()
+    deployment.add_upstream("main", GOOD_KEY)
+    return deployment
+
+
+@pytest.fixture(scope="session")
+def gateway(shared: Deployment, start_gateway: Callable[..., Gateway]) -> Gateway:
+    return start_gateway(shared)
+
+
+@pytest.fixture(scope="session")
+def alice(shared: Deployment) -> Customer:
+    return shared.customer("alice")
+
+
+@pytest.fixture(scope="session")
+def bob(shared: Deployment) -> Customer:
+    return shared.customer("bob")

@@ -1,0 +1,114 @@
+"""The official clients through the gateway: @fal-ai/client with seed 000's
+requestMiddleware and with proxyUrl; Python fal_client over TLS via FAL_RUN_HOST."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import Customer, Deployment, Gateway
+from tests.support.servers import ROOT
+
+JS_CLIENT = ROOT / "tests" / "js" / "e2e" / "gateway-client.mjs"
+
+
+def run_js(gateway: Gateway, key: str, mode: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["node", str(JS_CLIENT), gateway.url, key, mode],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=JS_CLIENT.parent,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("mode", ["middleware", "proxyUrl"])
+def test_js_client_through_the_gateway(gateway: Gateway, alice: Customer, mode: str) -> None:
+    before = len(gateway.deployment.received())
+    out = run_js(gateway, alice.key, mode)
+    assert out["run"]["images"] == 1
+    assert out["run"]["requestId"]
+    assert out["subscribe"]["images"] == 1
+    assert out["subscribe"]["updates"][-1] == "COMPLETED"
+    assert out["queue"] == {
+        "requestId": out["queue"]["requestId"],
+        "status": "COMPLETED",
+        "images": 1,
+    }
+    assert out["cancel"] in ("ok", "status 400")
+    assert out["invalid"]["status"] == 422
+    accounts = {entry["account_id"] for entry in gateway.deployment.received()[before:]}
+    assert accounts == {"acct-main"}  # the customer's nxs_ key never reached fal
+
+
+PY_CLIENT = textwrap.dedent(
+    """
+    import json, fal_client
+    out = {}
+    out["run"] = len(fal_client.run("fal-ai/flux/dev", arguments={"prompt": "a"})["images"])
+    updates = []
+    result = fal_client.subscribe(
+        "fal-ai/flux/dev", arguments={"prompt": "b"}, with_logs=True,
+        on_queue_update=lambda update: updates.append(type(update).__name__),
+    )
+    out["subscribe"] = len(result["images"])
+    out["updates"] = updates
+    handle = fal_client.submit("fal-ai/flux/dev", arguments={"prompt": "c"})
+    out["status_url"] = handle.status_url
+    out["by_id"] = len(fal_client.result("fal-ai/flux/dev", handle.request_id)["images"])
+    try:
+        fal_client.run("fal-ai/flux/dev", arguments={"prompt": 1})
+    except fal_client.client.FalClientHTTPError as error:
+        out["invalid"] = error.status_code
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tls_gateway(
+    make_deployment: Callable[[], Deployment], start_gateway: Callable[..., Gateway]
+) -> Gateway:
+    deployment = make_deployment()
+    deployment.add_upstream("main", "acct-tls:secret-tls-0001")
+    return start_gateway(deployment, tls=True)
+
+
+def test_python_client_over_tls_follows_the_rewritten_urls(
+    tls_gateway: Gateway, tls_files: dict[str, Path]
+) -> None:
+    customer = tls_gateway.deployment.customer()
+    host = f"127.0.0.1:{tls_gateway.server.port}"
+    env = {
+        **os.environ,
+        "FAL_KEY": customer.key,
+        "FAL_RUN_HOST": host,
+        "FAL_QUEUE_RUN_HOST": f"{host}/queue",
+        "SSL_CERT_FILE": str(tls_files["ca"]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PY_CLIENT],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["run"] == 1
+    assert out["subscribe"] == 1
+    assert out["updates"][-1] == "Completed"
+    assert out["status_url"].startswith(f"https://{host}/queue/fal-ai/flux/requests/")
+    assert out["by_id"] == 1
+    assert out["invalid"] == 422

@@ -1,0 +1,132 @@
+"""The store's database layer: URLs, migrations, and several processes at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nxs.config import Settings
+from nxs.store.database import DatabaseError, parse_url
+from nxs.store.migrations import MIGRATIONS, Migration, applied_versions, migrate
+from nxs.store.sqlite import SqliteDatabase
+from nxs.store.store import Store
+
+
+def _url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'nxs.db'}"
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///nxs.db", Path("nxs.db")),
+        ("sqlite:///data/nxs.db", Path("data/nxs.db")),
+        ("sqlite:////var/lib/nxs/nxs.db", Path("/var/lib/nxs/nxs.db")),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+    ],
+)
+def test_sqlite_urls_name_the_documented_file(url: str, path: Path | None) -> None:
+    assert parse_url(url).path == path
+
+
+def test_postgresql_is_refused_clearly_without_leaking_the_password() -> None:
+    with pytest.raises(DatabaseError, match="PostgreSQL is not supported yet") as caught:
+        Store.open(Settings(database_url="postgresql://nxs:hunter2@db/nxs"))
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["mysql://db/nxs", "nxs.db", "sqlite://host/nxs.db"])
+def test_other_urls_are_refused(url: str) -> None:
+    with pytest.raises(DatabaseError, match="sqlite:///"):
+        parse_url(url)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'absent' / 'nxs.db'}"
+    with pytest.raises(DatabaseError, match="does not exist"):
+        Store.open(Settings(database_url=url))
+
+
+def test_migrations_apply_once(tmp_path: Path) -> None:
+    for _ in range(2):
+        with Store.open(Settings(database_url=_url(tmp_path))):
+            pass
+    database = SqliteDatabase.open(tmp_path / "nxs.db")
+    assert applied_versions(database) == [m.version for m in MIGRATIONS]
+    assert migrate(database) == []
+    database.close()
+
+
+def test_a_new_migration_is_applied_on_top(tmp_path: Path) -> None:
+    database = SqliteDatabase.open(tmp_path / "nxs.db")
+    migrate(database)
+    extra = Migration(len(MIGRATIONS) + 1, "plans", ("CREATE TABLE plans (id TEXT PRIMARY KEY)",))
+    assert migrate(database, (*MIGRATIONS, extra)) == [extra.version]
+    assert database.fetch_all("SELECT id FROM plans") == []
+    database.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    database = SqliteDatabase.open(tmp_path / "nxs.db")
+    extra = Migration(len(MIGRATIONS) + 1, "future", ("CREATE TABLE future (id TEXT)",))
+    migrate(database, (*MIGRATIONS, extra))
+    database.close()
+    with pytest.raises(DatabaseError, match="newer than this nxs"):
+        Store.open(Settings(database_url=_url(tmp_path)))
+
+
+def test_a_failed_migration_leaves_nothing_behind(tmp_path: Path) -> None:
+    database = SqliteDatabase.open(tmp_path / "nxs.db")
+    broken = Migration(1, "broken", ("CREATE TABLE half (id TEXT)", "NOT SQL"))
+    with pytest.raises(DatabaseError):
+        migrate(database, (broken,))
+    assert database.fetch_one("SELECT name FROM sqlite_master WHERE name = 'half'") is None
+    database.close()
+
+
+def test_database_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    database = SqliteDatabase.open(tmp_path / "nxs.db")
+    assert database.fetch_one("PRAGMA journal_mode") == {"journal_mode": "wal"}
+    assert database.fetch_one("PRAGMA foreign_keys") == {"foreign_keys": 1}
+    database.close()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from nxs.config import Settings
+    from nxs.store.store import Store
+    url, prefix = sys.argv[1], sys.argv[2]
+    with Store.open(Settings(database_url=url)) as store:
+        for i in range(25):
+            store.create_customer(f"{prefix}-{i}")
+            store.create_key(f"{prefix}-{i}")
+    """
+)
+
+
+def test_several_processes_write_at_once(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, url, f"p{n}"], stderr=subprocess.PIPE)
+        for n in range(4)
+    ]
+    errors = [writer.communicate(timeout=60)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0] * 4, errors
+    with Store.open(Settings(database_url=url)) as store:
+        assert len(store.list_customers()) == 100
+        assert len(store.grants()) == 100
+
+
+def test_a_change_by_another_process_shows_in_version_and_grants(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    with Store.open(Settings(database_url=url)) as store:
+        before = store.version()
+        subprocess.run([sys.executable, "-c", WRITER, url, "other"], check=True, timeout=60)
+        assert store.version() > before
+        assert len(store.grants()) == 25
