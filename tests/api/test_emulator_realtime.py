@@ -5,6 +5,7 @@ and how, and what it answers to frames the official clients would never send.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import msgpack
@@ -66,8 +67,17 @@ def test_malformed_frames_get_x_fal_error_and_the_socket_survives(
         ws.send(msgpack.packb({"prompt": "x", "image_size": "huge"}))
         error = json.loads(ws.recv(timeout=5))
         assert error["error"] == "VALIDATION_ERROR" and "image_size" in error["reason"]
-        ws.send(msgpack.packb({"prompt": "a boat", "output_format": "png", "num_images": 2}))
+        ws.send(msgpack.packb({"prompt": "a boat", "format": "png", "num_images": 2}))
         frames = [ws.recv(timeout=5) for _ in range(2)]
     timing, result = json.loads(frames[0]), msgpack.unpackb(frames[1])
     assert timing["type"] == "x-fal-message"
     assert [image["content"][:4] for image in result["images"]] == [b"\x89PNG"] * 2
+
+
+def test_plain_http_get_on_the_realtime_path_is_400(emulator: RunningServer) -> None:
+    url = f"{emulator.url}/fal.run/{APP}/realtime"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url)
+    assert refused.value.code == 400
+    with refused.value as response:
+        assert json.load(response)["detail"] == "Expected a WebSocket upgrade"

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from tests.support.servers import RunningServer, free_port
+from tests.support.servers import ROOT, RunningServer, free_port
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,22 @@ def test_webhook_from_fal_client_submit_verifies_against_published_jwks(
     assert delivery.headers["X-Fal-Webhook-Request-Id"] == request_id
     context = ssl.create_default_context(cafile=str(tls_files["ca"]))
     assert verifies(delivery, public_keys(tls_emulator.url, context=context))
+
+
+def test_webhook_from_js_queue_submit_carries_the_result(emulator: RunningServer) -> None:
+    script = ROOT / "tests" / "js" / "conformance" / "webhook-submit.mjs"
+    with WebhookReceiver() as receiver:
+        args = [emulator.url, "hook-erin:secret", "fal-ai/flux/dev", receiver.url, "a kite"]
+        done = subprocess.run(
+            ["node", str(script), *args], capture_output=True, text=True, timeout=60, check=True
+        )
+        request_id = json.loads(done.stdout)["request_id"]
+        (delivery,) = receiver.wait_for(1)
+    body = delivery.json()
+    assert body["request_id"] == request_id and body["status"] == "OK"
+    assert body["payload"]["prompt"] == "a kite"
+    assert delivery.headers["X-Fal-Webhook-User-Id"] == "hook-erin"
+    assert verifies(delivery, public_keys(emulator.url))
 
 
 def test_webhook_is_retried_after_the_receiver_answers_500(emulator: RunningServer) -> None:

@@ -9,6 +9,7 @@ import os
 import ssl
 import subprocess
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +71,13 @@ class Deployment:
         rows = json.loads(self.nxs("upstream", "list", "--json"))
         return {row["name"]: row["state"] for row in rows}
 
-    def received(self) -> list[dict[str, Any]]:
-        """What reached the emulator so far (method, path, account_id)."""
+    def received(self, account: str | None = None) -> list[dict[str, Any]]:
+        """What reached the emulator so far (method, path, account_id), for one account
+        if given (the emulator is shared by every deployment of the session)."""
         response = httpx.get(f"{self.emulator.url}/_emulator/received", timeout=10)
         data = response.json()
-        return list(data["requests"] if isinstance(data, dict) else data)
+        entries = list(data["received"] if isinstance(data, dict) else data)
+        return [e for e in entries if account is None or e["account_id"] == account]
 
 
 @dataclass
@@ -97,6 +100,15 @@ class Gateway:
             headers["Authorization"] = f"{scheme} {key}"
         return self.client.request(method, self.url + path, headers=headers, **kwargs)
 
+    def customer(self, prefix: str = "cust") -> Customer:
+        """A new customer with a key, once this running gateway has picked it up."""
+        customer = self.deployment.customer(prefix)
+        assert eventually(lambda: self.knows(customer.key)), "new key never reached the gateway"
+        return customer
+
+    def knows(self, key: str) -> bool:
+        return self.request("GET", "/fal-ai/x/requests/unknown/status", key).status_code != 401
+
     def submit(self, endpoint: str, key: str, prompt: str = "a lighthouse") -> dict[str, Any]:
         response = self.request("POST", f"/queue/{endpoint}", key, json={"prompt": prompt})
         assert response.status_code == 200, response.text
@@ -111,6 +123,13 @@ class Gateway:
                 return dict(status.json())
             time.sleep(0.1)
         raise AssertionError(f"request {request_id} did not complete")
+
+
+def start_quietly(args: list[str], **kwargs: Any) -> RunningServer:
+    """`start_nxs`, ignoring the ResourceWarning of the log file it leaves to the child."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        return start_nxs(args, **kwargs)
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -129,7 +148,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
     port = free_port()
     log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
     args = ["emulator", "--port", str(port), "--time-scale", TIME_SCALE]
-    server = start_nxs(args, port=port, log_path=log)
+    server = start_quietly(args, port=port, log_path=log)
     yield server
     server.stop()
 
@@ -152,43 +171,58 @@ def make_deployment(
     return make
 
 
-@pytest.fixture(scope="session")
-def start_gateway(
-    tls_files: dict[str, Path],
-) -> Iterator[Callable[..., Gateway]]:
-    """Starts `nxs serve` for a deployment (optionally over TLS); all stopped at the end."""
-    running: list[Gateway] = []
+def launch(
+    deployment: Deployment, tls_files: dict[str, Path], *, tls: bool = False, workers: int = 1
+) -> Gateway:
+    """Start `nxs serve` for a deployment (optionally over TLS) and wait until it answers."""
+    port = free_port()
+    args = ["serve", "--port", str(port), "--workers", str(workers)]
+    context: ssl.SSLContext | None = None
+    if tls:
+        args += ["--ssl-certfile", str(tls_files["cert"]), "--ssl-keyfile", str(tls_files["key"])]
+        context = ssl.create_default_context(cafile=str(tls_files["ca"]))
+    server = start_quietly(
+        args,
+        port=port,
+        log_path=deployment.folder / f"gateway-{port}.log",
+        env=deployment.env,
+        scheme="https" if tls else "http",
+        ssl_context=context,
+    )
+    verify: ssl.SSLContext | bool = context if context is not None else True
+    return Gateway(server, deployment, httpx.Client(timeout=30, verify=verify))
 
-    def start(deployment: Deployment, *, tls: bool = False, workers: int = 1) -> Gateway:
-        port = free_port()
-        args = ["serve", "--port", str(port), "--workers", str(workers)]
-        context: ssl.SSLContext | None = None
-        if tls:
-            args += [
-                "--ssl-certfile",
-                str(tls_files["cert"]),
-                "--ssl-keyfile",
-                str(tls_files["key"]),
-            ]
-            context = ssl.create_default_context(cafile=str(tls_files["ca"]))
-        log = deployment.folder / f"gateway-{port}.log"
-        server = start_nxs(
-            args,
-            port=port,
-            log_path=log,
-            env=deployment.env,
-            scheme="https" if tls else "http",
-            ssl_context=context,
-        )
-        verify: ssl.SSLContext | bool = context if context is not None else True
-        gateway = Gateway(server, deployment, httpx.Client(timeout=30, verify=verify))
-        running.append(gateway)
-        return gateway
 
-    yield start
-    for gateway in running:
+def _stop(gateways: list[Gateway]) -> None:
+    for gateway in gateways:
         gateway.client.close()
         gateway.server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_gateway(tls_files: dict[str, Path]) -> Iterator[Callable[..., Gateway]]:
+    """Gateways that live for the whole session."""
+    running: list[Gateway] = []
+
+    def start(deployment: Deployment, **options: Any) -> Gateway:
+        running.append(launch(deployment, tls_files, **options))
+        return running[-1]
+
+    yield start
+    _stop(running)
+
+
+@pytest.fixture
+def fresh_gateway(tls_files: dict[str, Path]) -> Iterator[Callable[..., Gateway]]:
+    """Gateways for one test, stopped when it ends (their pool probes stop with them)."""
+    running: list[Gateway] = []
+
+    def start(deployment: Deployment, **options: Any) -> Gateway:
+        running.append(launch(deployment, tls_files, **options))
+        return running[-1]
+
+    yield start
+    _stop(running)
 
 
 @pytest.fixture(scope="session")
@@ -205,10 +239,10 @@ def gateway(shared: Deployment, start_gateway: Callable[..., Gateway]) -> Gatewa
 
 
 @pytest.fixture(scope="session")
-def alice(shared: Deployment) -> Customer:
-    return shared.customer("alice")
+def alice(gateway: Gateway) -> Customer:
+    return gateway.customer("alice")
 
 
 @pytest.fixture(scope="session")
-def bob(shared: Deployment) -> Customer:
-    return shared.customer("bob")
+def bob(gateway: Gateway) -> Customer:
+    return gateway.customer("bob")

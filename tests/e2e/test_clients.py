@@ -48,7 +48,8 @@ def test_js_client_through_the_gateway(gateway: Gateway, alice: Customer, mode: 
     assert out["cancel"] in ("ok", "status 400")
     assert out["invalid"]["status"] == 422
     accounts = {entry["account_id"] for entry in gateway.deployment.received()[before:]}
-    assert accounts == {"acct-main"}  # the customer's nxs_ key never reached fal
+    assert "acct-main" in accounts
+    assert not any(str(account).startswith("nxs_") for account in accounts)  # never the nxs_ key
 
 
 PY_CLIENT = textwrap.dedent(
@@ -67,7 +68,7 @@ PY_CLIENT = textwrap.dedent(
     out["status_url"] = handle.status_url
     out["by_id"] = len(fal_client.result("fal-ai/flux/dev", handle.request_id)["images"])
     try:
-        fal_client.run("fal-ai/flux/dev", arguments={"prompt": 1})
+        fal_client.run("fal-ai/flux/dev", arguments={})
     except fal_client.client.FalClientHTTPError as error:
         out["invalid"] = error.status_code
     print(json.dumps(out))
@@ -87,7 +88,7 @@ def tls_gateway(
 def test_python_client_over_tls_follows_the_rewritten_urls(
     tls_gateway: Gateway, tls_files: dict[str, Path]
 ) -> None:
-    customer = tls_gateway.deployment.customer()
+    customer = tls_gateway.customer()
     host = f"127.0.0.1:{tls_gateway.server.port}"
     env = {
         **os.environ,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from tests.e2e.conftest import Customer, Deployment, Gateway
+from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway
+
+ACCOUNT = GOOD_KEY.split(":")[0]
 
 SCHEMES = ["Key", "Bearer"]
 
 
 def reached(deployment: Deployment, before: int) -> list[str]:
     """Paths that reached the emulator since `before` entries were recorded."""
-    return [entry["path"].rstrip("/") for entry in deployment.received()[before:]]
+    return [entry["path"].rstrip("/") for entry in deployment.received(ACCOUNT)[before:]]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -28,7 +30,7 @@ def reached(deployment: Deployment, before: int) -> list[str]:
 def test_url_pattern_forwards_to_the_seeds_upstream(
     gateway: Gateway, alice: Customer, scheme: str, path: str, upstream: str
 ) -> None:
-    before = len(gateway.deployment.received())
+    before = len(gateway.deployment.received(ACCOUNT))
     response = gateway.request("POST", path, alice.key, scheme, json={"prompt": "a fox"})
     assert response.status_code not in (401, 404, 502, 503), response.text
     assert upstream in reached(gateway.deployment, before)
@@ -43,7 +45,9 @@ def test_run_answers_the_models_output(gateway: Gateway, alice: Customer) -> Non
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_queue_flow_of_the_seeds_curl(gateway: Gateway, alice: Customer, scheme: str) -> None:
-    submitted = gateway.request("POST", "/queue/fal-ai/flux/dev", alice.key, scheme, json={})
+    submitted = gateway.request(
+        "POST", "/queue/fal-ai/flux/dev", alice.key, scheme, json={"prompt": "a fox"}
+    )
     assert submitted.status_code == 200, submitted.text
     request_id = submitted.json()["request_id"]
     base = f"/queue/fal-ai/flux/dev/requests/{request_id}"
@@ -122,7 +126,7 @@ def test_cancel_reaches_the_request(gateway: Gateway, alice: Customer) -> None:
 def test_namespaced_endpoints_keep_their_namespace(
     gateway: Gateway, alice: Customer, endpoint: str, app: str
 ) -> None:
-    before = len(gateway.deployment.received())
+    before = len(gateway.deployment.received(ACCOUNT))
     gateway.request("POST", f"/queue/{endpoint}", alice.key, json={"prompt": "x"})
     assert f"/queue.fal.run/{app}" in reached(gateway.deployment, before)
 

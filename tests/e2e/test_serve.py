@@ -9,9 +9,9 @@ from tests.e2e.conftest import Customer, Deployment, Gateway
 
 
 def test_workers_share_the_database_and_stop_cleanly_on_sigterm(
-    shared: Deployment, alice: Customer, start_gateway: Callable[..., Gateway]
+    shared: Deployment, alice: Customer, fresh_gateway: Callable[..., Gateway]
 ) -> None:
-    gateway = start_gateway(shared, workers=2)
+    gateway = fresh_gateway(shared, workers=2)
     request_ids = [gateway.submit("fal-ai/flux/dev", alice.key)["request_id"] for _ in range(6)]
     for request_id in request_ids:  # any worker finds any worker's submit
         status = gateway.request("GET", f"/fal-ai/flux/requests/{request_id}/status", alice.key)

@@ -4,7 +4,9 @@ nothing reaches the upstream."""
 from __future__ import annotations
 
 import pytest
-from tests.e2e.conftest import Customer, Gateway
+from tests.e2e.conftest import GOOD_KEY, Customer, Gateway
+
+ACCOUNT = GOOD_KEY.split(":")[0]
 
 REFUSED = [
     "https://evil.com/fal-ai/flux/dev",
@@ -33,12 +35,12 @@ REFUSED = [
 def test_disallowed_target_is_400_and_nothing_leaves(
     gateway: Gateway, alice: Customer, target: str, route: str
 ) -> None:
-    before = len(gateway.deployment.received())
+    before = len(gateway.deployment.received(ACCOUNT))
     headers = {"x-fal-target-url": target} if target else {}
     response = gateway.request("POST", route, alice.key, json={"prompt": "x"}, headers=headers)
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"detail", "error_type"}
-    assert len(gateway.deployment.received()) == before
+    assert len(gateway.deployment.received(ACCOUNT)) == before
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT"])

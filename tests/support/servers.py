@@ -67,10 +67,10 @@ def start_nxs(
 ) -> RunningServer:
     """Start `nxs ARGS…` and wait until `ready_path` answers (any status)."""
     full_env = {**os.environ, **(env or {})}
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        nxs_command(*args), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
-    )
+    with log_path.open("wb") as log:  # the child keeps its own handle
+        process = subprocess.Popen(
+            nxs_command(*args), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
+        )
     url = f"{scheme}://127.0.0.1:{port}"
     server = RunningServer(process, url, port, log_path)
     deadline = time.monotonic() + timeout

@@ -51,4 +51,4 @@ class InvalidBillingInput(ValidationFailed):
 class PricingResponseInvalid(NxsError):
     """The upstream pricing API answered with a body we cannot read."""
 
-    status, error_type, detail = 502, "pricing_response_invalid", "Upstream pricing response invalid"
+    status, error_type, detail = 502, "pricing_response_invalid", "Bad upstream pricing"

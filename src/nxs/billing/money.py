@@ -18,9 +18,7 @@ _PLAIN_NUMBER = re.compile(r"^\d+(\.\d+)?$")
 _ONE_MICRO = Decimal("0.000001")
 
 
-def parse_decimal(
-    value: object, field: str, *, places: int, maximum: Decimal = MAX_USD
-) -> Decimal:
+def parse_decimal(value: object, field: str, *, places: int, maximum: Decimal = MAX_USD) -> Decimal:
     """A non-negative decimal with at most `places` decimals, or an `InvalidBillingInput`.
 
     Accepts a string, an int or a float (JSON numbers); rejects booleans, signs, exponents,
@@ -28,7 +26,9 @@ def parse_decimal(
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise InvalidBillingInput(field, f"{field} must be a decimal number", "type_error")
-    text = (repr(value) if isinstance(value, float) else str(value)).strip()
+    if isinstance(value, float | Decimal):  # JSON floats print 0.00001 as 1e-05
+        value = format(Decimal(repr(value)) if isinstance(value, float) else value, "f")
+    text = str(value).strip()
     if text.startswith("-"):
         raise InvalidBillingInput(field, f"{field} must not be negative")
     if not _PLAIN_NUMBER.match(text):

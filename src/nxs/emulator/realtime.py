@@ -17,14 +17,13 @@ import msgpack
 from aiohttp import WSMsgType, web
 
 from nxs.emulator.access import authorize, fal_errors
-from nxs.emulator.realtime_images import RealtimeInput, parse_input, render
+from nxs.emulator.models import REGISTRY_KEY, Model
+from nxs.emulator.realtime_images import parse_input, result
 from nxs.emulator.state import STATE_KEY
 from nxs.emulator.tokens import InvalidToken, verify_token
-from nxs.errors import NotFound, NxsError, ValidationFailed
+from nxs.errors import BadRequest, NotFound, NxsError
 
-REALTIME_APPS = frozenset(
-    {"fal-ai/fast-lcm-diffusion", "fal-ai/fast-turbo-diffusion", "fal-ai/lcm-sd15-i2i"}
-)
+REALTIME_APPS = frozenset({"fal-ai/fast-lcm-diffusion"})  # models of the registry
 NAMESPACES = ("workflows", "comfy")
 UNAUTHORIZED = json.dumps({"status": "error", "error": "Unauthorized"})
 POLICY_VIOLATION = 1008
@@ -65,7 +64,8 @@ async def _refuse(ws: web.WebSocketResponse) -> web.WebSocketResponse:
 async def connect(request: web.Request) -> web.StreamResponse:
     """Upgrade to a WebSocket and answer input frames until the client closes."""
     endpoint = request.match_info["endpoint"].strip("/")
-    if endpoint not in REALTIME_APPS:
+    model = request.app[REGISTRY_KEY].get(endpoint) if endpoint in REALTIME_APPS else None
+    if model is None:
         request.app[STATE_KEY].record(request.method, request.path, None)
         raise NotFound(f"Path /{endpoint}/realtime not found")
     account_id: str | None = None
@@ -77,29 +77,21 @@ async def connect(request: web.Request) -> web.StreamResponse:
         request.app[STATE_KEY].record(request.method, request.path, None)
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
     if not ws.can_prepare(request).ok:
-        raise ValidationFailed(
-            [
-                {
-                    "loc": ["header", "upgrade"],
-                    "msg": "WebSocket upgrade expected",
-                    "type": "value_error",
-                }
-            ]
-        )
+        raise BadRequest("Expected a WebSocket upgrade")
     await ws.prepare(request)
     if account_id is None:
         return await _refuse(ws)
-    await _serve(request, ws)
+    await _serve(request, ws, model)
     return ws
 
 
-async def _serve(request: web.Request, ws: web.WebSocketResponse) -> None:
+async def _serve(request: web.Request, ws: web.WebSocketResponse, model: Model) -> None:
     scale = request.app[STATE_KEY].config.time_scale
     async for message in ws:
         if message.type == WSMsgType.BINARY:
-            await _answer(ws, _decode_binary(message.data), scale)
+            await _answer(ws, model, _decode_binary(message.data), scale)
         elif message.type == WSMsgType.TEXT:
-            await _answer(ws, _decode_text(message.data), scale)
+            await _answer(ws, model, _decode_text(message.data), scale)
         elif message.type == WSMsgType.ERROR:
             break
 
@@ -118,24 +110,24 @@ def _decode_text(data: str) -> Any:
         return ValueError("Text frame is not valid JSON")
 
 
-async def _answer(ws: web.WebSocketResponse, decoded: Any, scale: float) -> None:
+async def _answer(ws: web.WebSocketResponse, model: Model, decoded: Any, scale: float) -> None:
     """One result frame for one input, or an x-fal-error frame saying what was wrong."""
     if isinstance(decoded, ValueError):
         await ws.send_str(error_frame("INVALID_INPUT", str(decoded)))
         return
     try:
-        request_input = parse_input(decoded)
+        clean = parse_input(model, decoded)
     except NxsError as error:
         await ws.send_str(error_frame("VALIDATION_ERROR", _reason(error), detail=error.detail))
         return
     started = time.perf_counter()
     await asyncio.sleep(SIMULATED_SECONDS * scale)
-    result = await asyncio.get_running_loop().run_in_executor(None, _result, request_input)
+    answer = await asyncio.get_running_loop().run_in_executor(None, result, model, clean)
     elapsed = time.perf_counter() - started
-    result["timings"] = {"inference": round(elapsed, 4)}
+    answer["timings"] = {"inference": round(elapsed, 4)}
     timing = {"type": "x-fal-message", "action": "timings", "timing": round(elapsed * 1000, 1)}
     await ws.send_str(json.dumps(timing))
-    await ws.send_bytes(msgpack.packb(result, use_bin_type=True))
+    await ws.send_bytes(msgpack.packb(answer, use_bin_type=True))
 
 
 def _reason(error: NxsError) -> str:
@@ -146,27 +138,6 @@ def _reason(error: NxsError) -> str:
             if isinstance(item, dict)
         )
     return str(error.detail)
-
-
-def _result(request_input: RealtimeInput) -> dict[str, Any]:
-    images = [
-        {
-            "content": render(request_input, index),
-            "width": request_input.width,
-            "height": request_input.height,
-            "content_type": f"image/{request_input.output_format}",
-        }
-        for index in range(request_input.num_images)
-    ]
-    result: dict[str, Any] = {
-        "images": images,
-        "seed": request_input.seed,
-        "has_nsfw_concepts": [False] * len(images),
-        "num_inference_steps": request_input.num_inference_steps,
-    }
-    if request_input.request_id is not None:
-        result["request_id"] = request_input.request_id
-    return result
 
 
 def add_routes(app: web.Application) -> None:

@@ -92,14 +92,27 @@ class Forwarder:
         tried: set[str] = set()
         while (entry := self._choose(tried)) is not None:
             tried.add(entry.key.id)
-            entry.in_flight += 1
-            response = await self._send(ex, entry, method, url, body)
-            if response is not None and await self._judge(entry, response) == OK:
-                return entry, response
-            entry.in_flight -= 1
+            response = await self._attempt(ex, entry, method, url, body)
             if response is not None:
-                response.release()
+                return entry, response
         raise UpstreamFailed()
+
+    async def _attempt(
+        self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes
+    ) -> aiohttp.ClientResponse | None:
+        """One key's answer if it is worth passing on (key left leased), else None."""
+        entry.in_flight += 1
+        response = None
+        passed = False
+        try:
+            response = await self._send(ex, entry, method, url, body)
+            passed = response is not None and await self._judge(entry, response) == OK
+        finally:
+            if not passed:
+                entry.in_flight -= 1
+                if response is not None:
+                    response.release()
+        return response if passed else None
 
     def _choose(self, tried: set[str]) -> PoolKey | None:
         try:
@@ -118,7 +131,11 @@ class Forwarder:
         if response is None:
             entry.in_flight -= 1
             raise UpstreamFailed()
-        await self._judge(entry, response)
+        try:
+            await self._judge(entry, response)
+        except BaseException:
+            self.done(entry, response)
+            raise
         return response
 
     async def _judge(self, entry: PoolKey, response: aiohttp.ClientResponse) -> str:

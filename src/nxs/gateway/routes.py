@@ -98,6 +98,8 @@ class Router:
             if method != "POST":
                 raise MethodNotAllowed(f"Use POST to submit to {endpoint}")
             return Route(SUBMIT, endpoint)
+        if method not in ("POST", "GET"):
+            raise MethodNotAllowed(f"Use POST to run {endpoint}")
         return Route(RUN, endpoint)
 
 

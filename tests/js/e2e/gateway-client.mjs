@@ -59,7 +59,7 @@ async function main() {
   }
 
   try {
-    await fal.run("fal-ai/flux/dev", { input: { prompt: 42 } });
+    await fal.run("fal-ai/flux/dev", { input: {} });
     out.invalid = "no error";
   } catch (error) {
     out.invalid = { status: error.status, name: error.name };

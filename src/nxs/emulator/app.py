@@ -1,0 +1,65 @@
+"""`create_app`: the emulator's aiohttp application, every fal host under its prefix.
+
+E2's hosts (storage, realtime, tokens, webhooks) register first; then the queue,
+run, CDN and pricing routes, whose `/fal.run/…` and `/queue.fal.run/…` catch-alls
+must come last. `/healthz` and `/_emulator/received` are the emulator's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from nxs.emulator import (
+    platform,
+    queue_host,
+    realtime,
+    run_host,
+    storage,
+    tokens,
+    webhooks,
+)
+from nxs.emulator.jobs import SCHEDULER_KEY, Scheduler
+from nxs.emulator.models import REGISTRY_KEY, ModelRegistry
+from nxs.emulator.state import STATE_KEY, EmulatorConfig, EmulatorState
+from nxs.emulator.wire import error_middleware, json_response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"ok": True})
+
+
+async def received(request: web.Request) -> web.Response:
+    """What reached the fal hosts: method, path, account id and time of each request."""
+    state = request.app[STATE_KEY]
+    since = float(request.query.get("since", "0") or 0)
+    entries = [entry.as_json() for entry in state.received if entry.time >= since]
+    return json_response({"received": entries})
+
+
+async def _scheduler_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[SCHEDULER_KEY].close()
+
+
+def create_app(config: EmulatorConfig) -> web.Application:
+    """The emulator for `config`; one state object shared by every host's routes."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.max_body_bytes)
+    state = EmulatorState(config)
+    if config.seed is not None:
+        state.rng.seed(config.seed)
+    app[STATE_KEY] = state
+    app[REGISTRY_KEY] = ModelRegistry()
+    app[SCHEDULER_KEY] = Scheduler(state)
+    app.cleanup_ctx.append(_scheduler_lifecycle)
+    storage.add_routes(app)
+    realtime.add_routes(app)
+    tokens.add_routes(app)
+    webhooks.add_routes(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/_emulator/received", received)
+    platform.add_routes(app)
+    queue_host.add_routes(app)
+    run_host.add_routes(app)
+    return app

@@ -1,0 +1,67 @@
+"""What every model request shares, queued or direct: finding the model, checking the
+input and starting the job, and the headers and bodies of its outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from nxs.emulator.accounts import Account
+from nxs.emulator.endpoints import EndpointId, parse_endpoint
+from nxs.emulator.jobs import SCHEDULER_KEY, Job
+from nxs.emulator.models import REGISTRY_KEY, Model
+from nxs.emulator.outputs import Outcome, prepare
+from nxs.emulator.state import STATE_KEY, base_url
+from nxs.emulator.wire import json_response, read_input
+from nxs.errors import NotFound
+
+FAILED_STATUS = {"client_cancelled": 400}
+
+
+def find_model(request: web.Request, tail: str) -> tuple[EndpointId, Model]:
+    """The endpoint and model a URL tail names; fal's 404 when there is none."""
+    endpoint = parse_endpoint(tail)
+    model = request.app[REGISTRY_KEY].get(endpoint.full) if endpoint else None
+    if endpoint is None or model is None:
+        raise NotFound(f"Path /{tail.strip('/')} not found")
+    return endpoint, model
+
+
+async def start_job(request: web.Request, account: Account, tail: str, **kw: Any) -> Job:
+    """Validate the request's input for the model its URL names, then start the job."""
+    endpoint, model = find_model(request, tail)
+    state = request.app[STATE_KEY]
+    clean = prepare(model, await read_input(request), state.rng)
+    return request.app[SCHEDULER_KEY].submit(
+        endpoint, model, clean, account_id=account.account_id, base_url=base_url(request), **kw
+    )
+
+
+def units_text(units: float) -> str:
+    return str(int(units)) if float(units).is_integer() else f"{units:.2f}"
+
+
+def outcome_headers(job: Job, outcome: Outcome) -> dict[str, str]:
+    units = 0 if outcome.failed else outcome.billable_units
+    return {"x-fal-request-id": job.request_id, "x-fal-billable-units": units_text(units)}
+
+
+def outcome_status(outcome: Outcome) -> int:
+    if not outcome.failed:
+        return 200
+    return FAILED_STATUS.get(outcome.error_type or "", 500)
+
+
+def outcome_body(outcome: Outcome) -> dict[str, Any]:
+    if outcome.failed:
+        return {"detail": outcome.error, "error_type": outcome.error_type}
+    assert outcome.payload is not None
+    return outcome.payload
+
+
+def respond(job: Job, outcome: Outcome) -> web.Response:
+    """The JSON answer for a finished job: its result, or its error and status."""
+    status, headers = outcome_status(outcome), outcome_headers(job, outcome)
+    return json_response(outcome_body(outcome), status, headers)

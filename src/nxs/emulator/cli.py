@@ -1,0 +1,77 @@
+"""`nxs emulator`: run the local fal on one address, every fal host under a prefix.
+
+Prints the address and an example call on start. With `--ssl-certfile/--ssl-keyfile`
+it serves HTTPS, which the official Python client needs (it forces https).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+from nxs.emulator.app import create_app
+from nxs.emulator.state import EmulatorConfig
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `emulator` to the `nxs` command line."""
+    parser = subparsers.add_parser(
+        "emulator",
+        help="run the local fal.ai emulator",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on")
+    parser.add_argument("--ssl-certfile", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--ssl-keyfile", help="PEM private key of the certificate")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiply every simulated duration"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="requests in progress per account"
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=100 * 1024 * 1024, help="largest request body"
+    )
+    parser.add_argument("--seed", type=int, help="seed the emulator's randomness")
+    parser.set_defaults(run=run)
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.ssl_certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
+    return context
+
+
+def banner(scheme: str, host: str, port: int) -> str:
+    base = f"{scheme}://{host}:{port}"
+    example = (
+        f"curl -s -X POST {base}/fal.run/fal-ai/flux/schnell -H 'Authorization: Key demo' "
+        "-H 'Content-Type: application/json' -d '{\"prompt\": \"a red fox\"}'"
+    )
+    return f"nxs emulator: fal hosts at {base}/<host>/…  try: {example}"
+
+
+def run(args: argparse.Namespace) -> int:
+    config = EmulatorConfig(
+        time_scale=args.time_scale,
+        concurrency_limit=args.concurrency,
+        max_body_bytes=args.max_body_bytes,
+        seed=args.seed,
+    )
+    context = _ssl_context(args)
+    print(banner("https" if context else "http", args.host, args.port), flush=True)
+    web.run_app(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        ssl_context=context,
+        print=None,
+        access_log=None,
+    )
+    return 0

@@ -1,0 +1,63 @@
+"""The emulator's other hosts: the CDN (`v3.fal.media`) serving stored files, and the
+platform API's pricing (`api.fal.ai/v1/models/pricing`), which answers errors in the
+platform API's own shape (`{"error": {"type", "message"}}`).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from nxs.emulator import accounts
+from nxs.emulator.files import CDN_PREFIX
+from nxs.emulator.models import REGISTRY_KEY
+from nxs.emulator.state import STATE_KEY
+from nxs.emulator.wire import json_response
+from nxs.errors import NotFound, NxsError
+
+MAX_PRICING_IDS = 50
+PLATFORM_TYPES = {401: "authorization_error", 403: "authorization_error", 429: "rate_limited"}
+
+
+async def serve_file(request: web.Request) -> web.Response:
+    """A stored file's bytes; public, as fal's CDN URLs are."""
+    state = request.app[STATE_KEY]
+    state.record(request.method, request.path, None)
+    stored = state.files.get(request.match_info["file_id"])
+    if stored is None:
+        raise NotFound("File not found")
+    headers = {"Cache-Control": "public, max-age=3600"}
+    return web.Response(body=stored.data, content_type=stored.content_type, headers=headers)
+
+
+def platform_error(status: int, kind: str, message: str) -> web.Response:
+    return json_response({"error": {"type": kind, "message": message}}, status)
+
+
+def _endpoint_ids(request: web.Request) -> list[str]:
+    ids: list[str] = []
+    for value in request.query.getall("endpoint_id", []):
+        ids.extend(part.strip() for part in value.split(",") if part.strip())
+    return ids
+
+
+async def pricing(request: web.Request) -> web.Response:
+    """Unit prices of the asked endpoints (every model when none is named)."""
+    state = request.app[STATE_KEY]
+    try:
+        account = accounts.authenticate(request.headers.get("Authorization"), state.rng)
+    except NxsError as error:
+        state.record(request.method, request.path, None)
+        kind = PLATFORM_TYPES.get(error.status, "server_error")
+        return platform_error(error.status, kind, str(error.detail))
+    state.record(request.method, request.path, account.account_id)
+    ids = _endpoint_ids(request)
+    if len(ids) > MAX_PRICING_IDS:
+        message = f"At most {MAX_PRICING_IDS} endpoint_id values are allowed"
+        return platform_error(400, "validation_error", message)
+    prices = request.app[REGISTRY_KEY].prices(ids)
+    return json_response({"prices": prices, "next_cursor": None, "has_more": False})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(CDN_PREFIX + "/{file_id:.+}", serve_file)
+    app.router.add_get("/api.fal.ai/v1/models/pricing", pricing)

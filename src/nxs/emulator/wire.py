@@ -1,0 +1,117 @@
+"""The emulator's HTTP edges: reading a model input, answering in fal's shapes.
+
+`read_input` takes the JSON body (or the query of a GET) and refuses malformed JSON,
+a wrong content type or an oversized body as fal would; `error_middleware` turns
+anything a handler raises into fal's `{"detail": …}` JSON, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from nxs.emulator.access import error_response
+from nxs.emulator.state import STATE_KEY
+from nxs.errors import (
+    MethodNotAllowed,
+    NotFound,
+    NxsError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+logger = logging.getLogger("nxs.emulator")
+JSON_TYPES = ("application/json", "text/json")
+
+
+def _query_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _json_error(exc: json.JSONDecodeError) -> ValidationFailed:
+    ctx = {"msg": exc.msg, "pos": exc.pos, "lineno": exc.lineno, "colno": exc.colno}
+    entry = {"loc": ["body", exc.pos], "msg": exc.msg, "type": "value_error.jsondecode", "ctx": ctx}
+    return ValidationFailed([entry])
+
+
+def _check_size(request: web.Request) -> None:
+    limit = request.app[STATE_KEY].config.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body too large (max {limit} bytes)")
+
+
+async def read_input(request: web.Request) -> dict[str, Any]:
+    """The model input: JSON object body, or the query string of a GET."""
+    if request.method == "GET":
+        return {key: _query_value(value) for key, value in request.query.items()}
+    _check_size(request)
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    content_type = request.content_type.lower()
+    if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"Unsupported content type {content_type!r}: send JSON")
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _json_error(exc) from exc
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed([_body_error("invalid UTF-8 in the body")]) from exc
+    if not isinstance(body, dict):
+        raise ValidationFailed([_body_error("value is not a valid dict", "type_error.dict")])
+    return body
+
+
+def _body_error(msg: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": ["body"], "msg": msg, "type": kind}
+
+
+def _translate(exc: web.HTTPException, path: str) -> NxsError | None:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound(f"Path {path} not found")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed("Method Not Allowed")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge()
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """fal-shaped JSON for every error: our own, aiohttp's, and unexpected ones."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except NxsError as error:
+        return fal_error(error)
+    except web.HTTPException as exc:
+        translated = _translate(exc, request.path)
+        if translated is None:
+            raise
+        return fal_error(translated)
+    except Exception:
+        logger.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(NxsError())
+
+
+def fal_error(error: NxsError) -> web.Response:
+    """An error as fal answers it; a 422 carries only pydantic's `detail` list."""
+    if isinstance(error, ValidationFailed):
+        headers = {"x-fal-billable-units": "0", **error.headers}
+        return json_response({"detail": error.detail}, 422, headers)
+    return error_response(error)
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Compact JSON, as fal sends it."""
+    text = json.dumps(body, separators=(",", ":"))
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)

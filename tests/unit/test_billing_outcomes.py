@@ -1,0 +1,74 @@
+"""Upstream answers read as billing outcomes: only upstream's final verdict refunds."""
+
+from __future__ import annotations
+
+import pytest
+
+from nxs.billing.outcomes import (
+    outcome_of_cancel,
+    outcome_of_result,
+    outcome_of_run,
+    outcome_of_status,
+    outcome_of_submit,
+    outcome_of_webhook,
+)
+from nxs.billing.settle import Outcome, Verdict, verdict
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.COMPLETED),
+        (500, Outcome.UPSTREAM_5XX),
+        (503, Outcome.UPSTREAM_5XX),
+        (422, Outcome.REJECTED),
+    ],
+)
+def test_run_answers(status: int, outcome: Outcome) -> None:
+    assert outcome_of_run(status) is outcome
+
+
+def test_an_accepted_submit_is_pending_and_a_5xx_submit_is_refunded() -> None:
+    assert outcome_of_submit(200) is None
+    assert verdict(outcome_of_submit(502) or Outcome.COMPLETED) is Verdict.REFUND
+
+
+def test_result_error_tagged_by_upstream_is_final_but_ingress_errors_are_not() -> None:
+    assert outcome_of_result(200, {}) is Outcome.COMPLETED
+    assert outcome_of_result(500, {"X-Fal-Request-Id": "r1"}) is Outcome.ERROR_RESULT
+    assert outcome_of_result(502, {}) is None  # a proxy in between failed: ask again
+    assert outcome_of_result(400, {"x-fal-request-id": "r1"}) is None  # still in progress
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "outcome"),
+    [
+        (202, {"status": "IN_QUEUE", "queue_position": 0}, None),
+        (202, {"status": "IN_PROGRESS", "logs": []}, None),
+        (200, {"status": "COMPLETED", "metrics": {}}, Outcome.COMPLETED),
+        (
+            200,
+            {"status": "COMPLETED", "error": "boom", "error_type": "runner_server_error"},
+            Outcome.ERROR_RESULT,
+        ),
+        (404, {"detail": "Request not found"}, Outcome.UNKNOWN_UPSTREAM),
+        (503, {"detail": "unavailable"}, None),
+        (200, "garbage", None),
+    ],
+)
+def test_status_answers(status: int, body: object, outcome: Outcome | None) -> None:
+    assert outcome_of_status(status, body) is outcome
+
+
+def test_webhook_payloads() -> None:
+    assert outcome_of_webhook({"request_id": "r", "status": "OK", "payload": {}}) is (
+        Outcome.COMPLETED
+    )
+    assert outcome_of_webhook({"status": "ERROR", "error": "x"}) is Outcome.ERROR_RESULT
+    assert outcome_of_webhook({"status": "MAYBE"}) is None
+
+
+def test_cancel_refunds_only_before_start_else_waits_for_the_verdict() -> None:
+    assert verdict(outcome_of_cancel(202, "IN_QUEUE") or Outcome.POLL_TIMEOUT) is Verdict.REFUND
+    assert verdict(outcome_of_cancel(202, "IN_PROGRESS") or Outcome.POLL_TIMEOUT) is Verdict.HOLD
+    assert outcome_of_cancel(400, "IN_QUEUE") is None  # ALREADY_COMPLETED: settle as usual
