@@ -17,9 +17,6 @@ from typing import Any
 import pytest
 from tests.support.servers import RunningServer, free_port, start_nxs
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning"
-)
 FLUX = "fal-ai/flux/dev"
 ARGS = {"prompt": "a lighthouse", "image_size": "square", "seed": 3}
 
@@ -200,8 +197,11 @@ def test_status_stream_sends_events_until_completed(emulator: RunningServer) -> 
     )
     assert reply.headers["Content-Type"].startswith("text/event-stream")
     events = [json.loads(chunk[6:]) for chunk in reply.body.decode().split("\n\n") if chunk]
-    assert events[-1]["status"] == "COMPLETED" and events[-1]["logs"]
+    assert events[-1]["status"] == "COMPLETED"
     assert all(event["status"] != "COMPLETED" for event in events[:-1])
+    streamed = [log["message"] for event in events for log in event.get("logs") or []]
+    polled = fal.call("GET", f"/queue.fal.run/fal-ai/flux/requests/{request_id}/status?logs=1")
+    assert streamed == [log["message"] for log in polled.json()["logs"]]
 
 
 def test_run_answers_directly_and_accepts_get_with_query_input(emulator: RunningServer) -> None:
@@ -211,3 +211,13 @@ def test_run_answers_directly_and_accepts_get_with_query_input(emulator: Running
     got = fal.call("GET", f"/fal.run/{FLUX}?prompt=a%20lighthouse&image_size=square&seed=3")
     assert got.status == 200 and got.json()["images"][0]["width"] == 512
     assert fal.call("GET", "/healthz").json() == {"ok": True}
+
+
+def test_received_log_names_the_account_but_never_the_secret(emulator: RunningServer) -> None:
+    since = time.time()
+    Fal(emulator.url, "erin:s3cret-value").call("POST", f"/fal.run/{FLUX}", ARGS)
+    log = Fal(emulator.url, None).call("GET", f"/_emulator/received?since={since}")
+    entries = [entry for entry in log.json()["received"] if entry["account_id"] == "erin"]
+    assert [(entry["method"], entry["path"]) for entry in entries] == [("POST", f"/fal.run/{FLUX}")]
+    assert b"s3cret" not in log.body
+    assert Fal(emulator.url).call("GET", "/_emulator/received?since=soon").status == 400

@@ -14,9 +14,6 @@ from PIL import Image
 from tests.api.test_emulator_core import ARGS, FLUX, Fal
 from tests.support.servers import RunningServer
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning"
-)
 SIZES = {
     "square_hd": (1024, 1024),
     "square": (512, 512),

@@ -14,12 +14,6 @@ from typing import Any
 import pytest
 from tests.support.servers import RunningServer
 
-# tests/support/servers.py leaves each server's log file to the garbage collector;
-# its ResourceWarning must not fail the test that happens to start the server.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning"
-)
-
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 
@@ -46,6 +40,9 @@ def test_subscribe_reports_queue_progress_with_logs(emulator: RunningServer) -> 
     assert statuses[-1] == "COMPLETED"
     assert any(update["logs"] for update in out["updates"] if update["status"] == "IN_PROGRESS")
     assert len(out["data"]["images"]) == 2 and out["requestId"]
+    streamed = out["streamed"]
+    assert streamed[-1]["status"] == "COMPLETED"
+    assert streamed[-1]["logs"] == out["updates"][-1]["logs"]  # each line once, in order
 
 
 def test_queue_submit_status_result_and_cancel_after_completion(emulator: RunningServer) -> None:
@@ -65,6 +62,14 @@ def test_cancel_of_a_queued_request_ends_it(emulator: RunningServer) -> None:
     assert out["final"]["status"] == "COMPLETED"
     assert out["final"]["error_type"] == "client_cancelled"
     assert out["result"]["status"] == 400
+
+
+def test_namespaced_endpoint_drops_its_path_from_request_urls(emulator: RunningServer) -> None:
+    out = run_scenario(emulator, "workflow")
+    assert out["statuses"][-1] == "COMPLETED" and out["data"]["images"]
+    assert out["status"]["status"] == "COMPLETED"
+    prefix = f"{emulator.url}/queue.fal.run/workflows/fal-ai/image-pipeline/requests/"
+    assert out["status"]["response_url"] == prefix + out["requestId"]
 
 
 def test_stream_sends_partials_then_the_final_result(emulator: RunningServer) -> None:

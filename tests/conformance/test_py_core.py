@@ -14,14 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.support.servers import RunningServer
-
-# tests/support/servers.py leaves each server's log file to the garbage collector;
-# its ResourceWarning must not fail the test that happens to start the server.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning"
-)
 
 PRELUDE = """
 import json, time, fal_client
@@ -98,6 +91,22 @@ def test_submit_status_result_and_cancel(
     assert out["result"] == out["again"]
     assert out["final_logs"] >= 1 and "inference_time" in out["metrics"]
     assert out["cancelled"] == 400
+
+
+def test_namespaced_endpoint_round_trips(
+    tls_emulator: RunningServer, tls_files: dict[str, Path]
+) -> None:
+    code = """
+    app = "workflows/fal-ai/image-pipeline/text-to-image"
+    handle = fal_client.submit(app, arguments=ARGS)
+    result = handle.get()
+    out({"url": handle.response_url, "again": fal_client.result(app, handle.request_id),
+         "result": result, "id": handle.request_id})
+    """
+    out = run_client(tls_emulator, tls_files["ca"], code)
+    base = f"https://127.0.0.1:{tls_emulator.port}/queue.fal.run"
+    assert out["url"] == f"{base}/workflows/fal-ai/image-pipeline/requests/{out['id']}"
+    assert out["again"] == out["result"] and out["result"]["seed"] == 7
 
 
 def test_stream_yields_events_until_the_result(

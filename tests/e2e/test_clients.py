@@ -40,12 +40,15 @@ def test_js_client_through_the_gateway(gateway: Gateway, alice: Customer, mode: 
     assert out["run"]["requestId"]
     assert out["subscribe"]["images"] == 1
     assert out["subscribe"]["updates"][-1] == "COMPLETED"
+    assert out["stream"]["events"] >= 1
+    assert out["stream"]["images"] == 1
     assert out["queue"] == {
         "requestId": out["queue"]["requestId"],
         "status": "COMPLETED",
         "images": 1,
     }
     assert out["cancel"] in ("ok", "status 400")
+    assert out["upload"] == "hello through nxs"  # storage initiate went through the proxy
     assert out["invalid"]["status"] == 422
     accounts = {entry["account_id"] for entry in gateway.deployment.received()[before:]}
     assert "acct-main" in accounts
@@ -67,6 +70,13 @@ PY_CLIENT = textwrap.dedent(
     handle = fal_client.submit("fal-ai/flux/dev", arguments={"prompt": "c"})
     out["status_url"] = handle.status_url
     out["by_id"] = len(fal_client.result("fal-ai/flux/dev", handle.request_id)["images"])
+    other = fal_client.submit("fal-ai/flux/dev", arguments={"prompt": "d"})
+    try:
+        other.cancel()
+        out["cancel"] = 202
+    except fal_client.client.FalClientHTTPError as error:
+        out["cancel"] = error.status_code
+    out["events"] = len(list(fal_client.stream("fal-ai/flux/dev", arguments={"prompt": "e"})))
     try:
         fal_client.run("fal-ai/flux/dev", arguments={})
     except fal_client.client.FalClientHTTPError as error:
@@ -112,4 +122,6 @@ def test_python_client_over_tls_follows_the_rewritten_urls(
     assert out["updates"][-1] == "Completed"
     assert out["status_url"].startswith(f"https://{host}/queue/fal-ai/flux/requests/")
     assert out["by_id"] == 1
+    assert out["cancel"] in (202, 400)  # via the rewritten cancel_url
+    assert out["events"] >= 1
     assert out["invalid"] == 422

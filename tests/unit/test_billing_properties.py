@@ -86,3 +86,16 @@ def test_admissions_never_exceed_the_bucket(rpm: int, steps: list[float]) -> Non
         now[0] += step
         admitted += isinstance(limiter.try_acquire([Limit("key:a", rpm=rpm)]), Permit)
     assert admitted <= rpm + now[0] * rpm / 60 + 1e-6
+
+
+@given(st.integers(1, 4), st.sampled_from(["5", "10", 5, 10, "5s", "10s"]))
+def test_image_and_video_estimates_cover_what_the_result_shows(
+    count: int, duration: object
+) -> None:
+    images = {"images": [{"width": 1024, "height": 768}] * count}
+    reserved_images = estimate_units(Unit.IMAGE, {"num_images": count}, defaults_for("x/y"))
+    assert reserved_images >= (body_units(Unit.IMAGE, images) or 0)
+    seconds = int(str(duration).removesuffix("s"))
+    video = {"video": {"url": "u", "duration": seconds}}
+    reserved_video = estimate_units(Unit.VIDEO_SECOND, {"duration": duration}, defaults_for("x/y"))
+    assert reserved_video >= (body_units(Unit.VIDEO_SECOND, video) or 0)

@@ -6,7 +6,14 @@ carry a pydantic-style `[{loc, msg, type}]` detail naming the offending field.
 
 from __future__ import annotations
 
-from nxs.errors import Forbidden, NxsError, PaymentRequired, RateLimited, ValidationFailed
+from nxs.errors import (
+    Conflict,
+    Forbidden,
+    NxsError,
+    PaymentRequired,
+    RateLimited,
+    ValidationFailed,
+)
 
 
 class SubscriptionInactive(PaymentRequired):
@@ -52,3 +59,26 @@ class PricingResponseInvalid(NxsError):
     """The upstream pricing API answered with a body we cannot read."""
 
     status, error_type, detail = 502, "pricing_response_invalid", "Bad upstream pricing"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """The same Idempotency-Key came back with a different request (within 24 h)."""
+
+    def __init__(self) -> None:
+        message = "Idempotency-Key was already used with a different request"
+        super().__init__(
+            [
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": message,
+                    "type": "value_error.idempotency_key_reused",
+                }
+            ]
+        )
+
+
+class IdempotentRequestInProgress(Conflict):
+    """The first request with this Idempotency-Key has not answered yet; retry shortly."""
+
+    status, error_type = 409, "idempotency_in_progress"
+    detail = "A request with this Idempotency-Key is still in progress"

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from nxs.errors import Forbidden, InvalidApiKey, NxsError, RateLimited
 
-LOCKED_DETAIL = "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing"
+LOCKED_DETAIL = (
+    "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing"
+)
 
 
 class UpstreamServerError(NxsError):

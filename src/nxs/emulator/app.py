@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from nxs.emulator import (
-    platform,
+    cdn,
+    pricing,
     queue_host,
     realtime,
     run_host,
@@ -24,6 +25,7 @@ from nxs.emulator.jobs import SCHEDULER_KEY, Scheduler
 from nxs.emulator.models import REGISTRY_KEY, ModelRegistry
 from nxs.emulator.state import STATE_KEY, EmulatorConfig, EmulatorState
 from nxs.emulator.wire import error_middleware, json_response
+from nxs.errors import BadRequest
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -31,9 +33,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def received(request: web.Request) -> web.Response:
-    """What reached the fal hosts: method, path, account id and time of each request."""
+    """What reached the fal hosts: method, path, account id and time of each request.
+
+    `?since=<unix time>` keeps only the entries from that time on.
+    """
     state = request.app[STATE_KEY]
-    since = float(request.query.get("since", "0") or 0)
+    try:
+        since = float(request.query.get("since") or 0)
+    except ValueError as exc:
+        raise BadRequest("since must be a Unix time in seconds") from exc
     entries = [entry.as_json() for entry in state.received if entry.time >= since]
     return json_response({"received": entries})
 
@@ -52,14 +60,16 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app[STATE_KEY] = state
     app[REGISTRY_KEY] = ModelRegistry()
     app[SCHEDULER_KEY] = Scheduler(state)
-    app.cleanup_ctx.append(_scheduler_lifecycle)
     storage.add_routes(app)
     realtime.add_routes(app)
     tokens.add_routes(app)
     webhooks.add_routes(app)
+    # cleanups run in reverse: jobs are cancelled before the webhook sender closes
+    app.cleanup_ctx.append(_scheduler_lifecycle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_emulator/received", received)
-    platform.add_routes(app)
+    cdn.add_routes(app)
+    pricing.add_routes(app)
     queue_host.add_routes(app)
     run_host.add_routes(app)
     return app

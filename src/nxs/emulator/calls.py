@@ -29,13 +29,20 @@ def find_model(request: web.Request, tail: str) -> tuple[EndpointId, Model]:
     return endpoint, model
 
 
-async def start_job(request: web.Request, account: Account, tail: str, **kw: Any) -> Job:
+async def start_job(
+    request: web.Request, account: Account, tail: str, webhook_url: str | None = None
+) -> Job:
     """Validate the request's input for the model its URL names, then start the job."""
     endpoint, model = find_model(request, tail)
     state = request.app[STATE_KEY]
     clean = prepare(model, await read_input(request), state.rng)
     return request.app[SCHEDULER_KEY].submit(
-        endpoint, model, clean, account_id=account.account_id, base_url=base_url(request), **kw
+        endpoint,
+        model,
+        clean,
+        account_id=account.account_id,
+        base_url=base_url(request),
+        webhook_url=webhook_url,
     )
 
 

@@ -8,7 +8,6 @@ order. Jobs keep their logs, outcome and a change signal the status streams wait
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from nxs.emulator.outputs import Outcome, produce, progress_lines
 from nxs.emulator.state import EmulatorState
 
 QUEUE_SECONDS = 0.15
+KEEP_JOBS = 20_000  # finished jobs beyond this many are forgotten, oldest first
 CANCELLED = Outcome(None, 0, "Request was cancelled", "client_cancelled")
 Finished = Callable[["Job"], None]
 
@@ -32,7 +32,7 @@ def _timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "")
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     """One request: who sent it, for what, where it stands and how it ended."""
 
@@ -42,7 +42,6 @@ class Job:
     model: Model
     input: dict[str, Any]
     base_url: str
-    order: int
     webhook_url: str | None = None
     status: str = "IN_QUEUE"
     logs: list[dict[str, Any]] = field(default_factory=list)
@@ -88,16 +87,34 @@ class Scheduler:
         self._state = state
         self._jobs: dict[str, Job] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
-        self._order = itertools.count()
+        self._waiting: dict[str, list[Job]] = {}  # per account, IN_QUEUE, oldest first
         self.on_finished: list[Finished] = []
 
-    def submit(self, endpoint: EndpointId, model: Model, clean: dict[str, Any], **kw: Any) -> Job:
-        """Create a job and start it; `kw`: account_id, base_url, webhook_url."""
-        job = Job(str(uuid.uuid4()), model=model, endpoint=endpoint, input=clean, **kw,
-                  order=next(self._order))  # fmt: skip
+    def submit(
+        self,
+        endpoint: EndpointId,
+        model: Model,
+        clean: dict[str, Any],
+        *,
+        account_id: str,
+        base_url: str,
+        webhook_url: str | None = None,
+    ) -> Job:
+        """Create a job for `account_id` and start it; it waits IN_QUEUE for a slot."""
+        job = Job(str(uuid.uuid4()), account_id, endpoint, model, clean, base_url, webhook_url)
+        self._forget_old_jobs()
         self._jobs[job.request_id] = job
+        self._waiting.setdefault(account_id, []).append(job)
         job.task = asyncio.get_running_loop().create_task(self._run(job))
         return job
+
+    def _forget_old_jobs(self) -> None:
+        excess = len(self._jobs) - KEEP_JOBS
+        if excess <= 0:
+            return
+        old = [rid for rid, job in self._jobs.items() if job.done][: excess + KEEP_JOBS // 4]
+        for request_id in old:
+            del self._jobs[request_id]
 
     def find(self, request_id: str, account_id: str, app_id: str) -> Job | None:
         """The job if it exists, belongs to the account and to the app; else None."""
@@ -108,8 +125,8 @@ class Scheduler:
 
     def queue_position(self, job: Job) -> int:
         """How many of the account's jobs wait ahead of this one."""
-        waiting = (j for j in self._jobs.values() if j.status == "IN_QUEUE")
-        return sum(1 for j in waiting if j.account_id == job.account_id and j.order < job.order)
+        waiting = self._waiting.get(job.account_id, [])
+        return waiting.index(job) if job in waiting else 0
 
     def cancel(self, job: Job) -> bool:
         """Request cancellation; False when the job had already completed."""
@@ -133,13 +150,24 @@ class Scheduler:
         try:
             await asyncio.sleep(QUEUE_SECONDS * scale)
             async with self._slot(job.account_id):
+                self._leave_queue(job)
                 job.start()
                 outcome = await self._work(job, scale)
         except asyncio.CancelledError:
             outcome = CANCELLED
+        self._leave_queue(job)
         job.finish(outcome)
         for callback in self.on_finished:
             callback(job)
+
+    def _leave_queue(self, job: Job) -> None:
+        waiting = self._waiting.get(job.account_id, [])
+        if job in waiting:
+            waiting.remove(job)
+            for other in waiting:
+                other.notify()  # their queue_position just dropped
+        if not waiting:
+            self._waiting.pop(job.account_id, None)
 
     async def _work(self, job: Job, scale: float) -> Outcome:
         lines = progress_lines(job.model, job.input)

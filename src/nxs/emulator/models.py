@@ -90,6 +90,10 @@ MODELS = (
     Model("xai/grok-imagine-image", "image", GROK, "image", 0.07, 0.6),
     Model("fal-ai/kling-video/v2/master/text-to-video", "video", KLING, "video_second", 0.28, 1.2),
     Model("fal-ai/whisper", "speech", WHISPER, "request", 0.0015, 0.5),
+    # a namespaced endpoint with a path, to exercise the clients' `workflows/` parsing
+    Model(
+        "workflows/fal-ai/image-pipeline/text-to-image", "image", FLUX_SCHNELL, "image", 0.005, 0.3
+    ),
 )
 
 

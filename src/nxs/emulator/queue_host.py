@@ -31,14 +31,19 @@ def request_urls(request: web.Request, job: Job) -> dict[str, str]:
     return {"response_url": home, "status_url": f"{home}/status", "cancel_url": f"{home}/cancel"}
 
 
-def status_body(request: web.Request, job: Job, with_logs: bool) -> dict[str, Any]:
-    """A QueueStatus as the clients parse it: IN_QUEUE, IN_PROGRESS or COMPLETED."""
+def status_body(
+    request: web.Request, job: Job, with_logs: bool, logs_from: int = 0
+) -> dict[str, Any]:
+    """A QueueStatus as the clients parse it: IN_QUEUE, IN_PROGRESS or COMPLETED.
+
+    `logs_from` skips logs already sent (status streams send each log line once).
+    """
     body: dict[str, Any] = {"status": job.status, "request_id": job.request_id}
     body |= request_urls(request, job)
     if job.status == "IN_QUEUE":
         body["queue_position"] = request.app[SCHEDULER_KEY].queue_position(job)
         return body
-    body["logs"] = list(job.logs) if with_logs else None
+    body["logs"] = job.logs[logs_from:] if with_logs else None
     if job.done and job.outcome is not None:
         body["metrics"] = {"inference_time": job.inference_time}
         if job.outcome.failed:
@@ -65,23 +70,32 @@ async def status(request: web.Request, job: Job) -> web.Response:
 
 
 async def status_stream(request: web.Request, job: Job) -> web.StreamResponse:
-    """Server-sent QueueStatus events until COMPLETED; then the body ends."""
+    """Server-sent QueueStatus events until COMPLETED; then the body ends.
+
+    Each event carries only the log lines new since the previous one: the JS client
+    adds them up itself.
+    """
     response = web.StreamResponse(headers={"x-fal-request-id": job.request_id})
     response.content_type = "text/event-stream"
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
     with_logs, sent = wants_logs(request), None
-    while True:
-        changed = job.changed
-        seen = (job.status, len(job.logs), request.app[SCHEDULER_KEY].queue_position(job))
-        if seen != sent:
-            event = json.dumps(status_body(request, job, with_logs), separators=(",", ":"))
-            await response.write(f"data: {event}\n\n".encode())
-            sent = seen
-        if job.done:
-            break
-        await changed.wait()
-    await response.write_eof()
+    try:
+        while True:
+            changed = job.changed
+            seen = (job.status, len(job.logs), request.app[SCHEDULER_KEY].queue_position(job))
+            if seen != sent:
+                logs_from = sent[1] if sent else 0
+                body = status_body(request, job, with_logs, logs_from)
+                event = json.dumps(body, separators=(",", ":"))
+                await response.write(f"data: {event}\n\n".encode())
+                sent = seen
+            if job.done:
+                break
+            await changed.wait()
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the watcher left; the request itself goes on
     return response
 
 

@@ -45,23 +45,31 @@ async def stream(request: web.Request, job: Job) -> web.StreamResponse:
     response.content_type = "text/event-stream"
     response.headers["Cache-Control"] = "no-cache"
     await response.prepare(request)
-    sent = 0
     try:
-        while not job.done:
-            changed = job.changed
-            for line in job.logs[sent:]:
-                sent += 1
-                await response.write(
-                    _event({"partial": True, "step": sent, "message": line["message"]})
-                )
-            await changed.wait()
-    except (asyncio.CancelledError, ConnectionResetError):
+        await _send_progress(response, job)
+        assert job.outcome is not None
+        await response.write(_event(outcome_body(job.outcome)))
+        await response.write_eof()
+    except ConnectionResetError:
+        request.app[SCHEDULER_KEY].cancel(job)  # nobody is left to receive the result
+    except asyncio.CancelledError:
         request.app[SCHEDULER_KEY].cancel(job)
         raise
-    assert job.outcome is not None
-    await response.write(_event(outcome_body(job.outcome)))
-    await response.write_eof()
     return response
+
+
+async def _send_progress(response: web.StreamResponse, job: Job) -> None:
+    """One partial event per progress line the job logs, until it completes."""
+    sent = 0
+    while True:
+        changed, finished = job.changed, job.done
+        for line in job.logs[sent:]:
+            sent += 1
+            partial = {"partial": True, "step": sent, "message": line["message"]}
+            await response.write(_event(partial))
+        if finished:
+            return
+        await changed.wait()
 
 
 def _is_stream(request: web.Request, tail: str) -> bool:

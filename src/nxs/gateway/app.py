@@ -67,11 +67,11 @@ class Gateway:
         started = time.perf_counter()
         try:
             await self.dispatch(ex)
+        except ClientGone as gone:
+            ex.status = gone.status
         except NxsError as error:
             if not ex.started:
                 await ex.respond_error(error)
-        except ClientGone:
-            ex.status = 499
         except Exception:
             LOG.exception("request %s failed", ex.request_id)
             if not ex.started:

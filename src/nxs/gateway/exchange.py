@@ -17,8 +17,10 @@ PASSED: Final = frozenset({b"content-type", b"accept", b"user-agent"})
 JSON_HEADERS: Final = ((b"content-type", b"application/json"),)
 
 
-class ClientGone(Exception):
-    """The client disconnected before its request was read."""
+class ClientGone(NxsError):
+    """The client disconnected before its request was read (nobody is left to answer)."""
+
+    status, error_type, detail = 499, "client_disconnected", "Client disconnected"
 
 
 class Exchange:

@@ -162,10 +162,32 @@ class Forwarder:
             await ex.send({"type": "http.response.body", "body": body})
             return
         await ex.start(response.status, response_headers(response, keep_length=events is None))
-        send = ex.send
-        async for chunk in response.content.iter_any():
-            out = events.feed(chunk) if events else chunk
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-        tail = events.flush() if events else b""
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        watcher = asyncio.ensure_future(_close_on_disconnect(ex, response))
+        try:
+            await _stream(ex, response, events)
+        except UPSTREAM_ERRORS:
+            if not watcher.done():
+                raise  # the upstream broke off: the client sees a truncated body
+        finally:
+            watcher.cancel()
+
+
+async def _stream(
+    ex: Exchange, response: aiohttp.ClientResponse, events: EventRewriter | None
+) -> None:
+    send = ex.send
+    async for chunk in response.content.iter_any():
+        out = events.feed(chunk) if events else chunk
+        if out:
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+    tail = events.flush() if events else b""
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _close_on_disconnect(ex: Exchange, response: aiohttp.ClientResponse) -> None:
+    """Stop reading a long upstream answer once its client has gone (body already read)."""
+    while (await ex.receive())["type"] != "http.disconnect":
+        pass
+    if not response.content.is_eof():  # else the answer is complete: nothing to stop
+        ex.status = 499
+        response.close()

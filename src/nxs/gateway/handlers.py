@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from aiohttp import ClientResponse
 from yarl import URL
 
 from nxs.errors import UpstreamFailed
@@ -43,8 +44,7 @@ class Handlers:
         cache_key = (host, path, query)
         url = self._urls.get(cache_key)
         if url is None:
-            text = f"{self._bases[host]}/{path}"
-            url = URL(f"{text}?{query}" if query else text, encoded=True)
+            url = _url(self._bases[host], path, query)
             if len(self._urls) >= URL_CACHE_LIMIT:
                 self._urls.clear()
             self._urls[cache_key] = url
@@ -106,21 +106,27 @@ class Handlers:
         await ex.read_body(self._limit)
         path = f"{app_id(queued.endpoint)}/requests/{queued.request_id}{OP_SUFFIX[route.kind]}"
         method = "PUT" if route.kind == routes.CANCEL else "GET"
-        url = self.url(QUEUE_HOST, path, query)
+        url = _url(self._bases[QUEUE_HOST], path, query)  # unique per request: not cached
         response = await self.s.forwarder.bound(ex, entry, method, url, b"")
         try:
-            urls = queue_urls(
-                ex.public_base(self.s.settings.public_url), queued.endpoint, queued.request_id
+            base = ex.public_base(self.s.settings.public_url)
+            await self._answer(
+                ex, route.kind, response, queue_urls(base, queued.endpoint, queued.request_id)
             )
-            if route.kind == routes.STATUS:
-                payload = rewrite_body(await response.read(), urls)
-                await ex.respond(response.status, payload, response_headers(response, False))
-            elif route.kind == routes.STREAM:
-                await self.s.forwarder.relay(ex, response, EventRewriter(urls))
-            else:
-                await self.s.forwarder.relay(ex, response)
         finally:
             self.s.forwarder.done(entry, response)
+
+    async def _answer(
+        self, ex: Exchange, kind: str, response: ClientResponse, urls: dict[str, str]
+    ) -> None:
+        """Relay a request operation's answer, queue URLs pointed at the gateway."""
+        if kind == routes.STATUS:
+            payload = rewrite_body(await response.read(), urls)
+            await ex.respond(response.status, payload, response_headers(response, False))
+        elif kind == routes.STREAM:
+            await self.s.forwarder.relay(ex, response, EventRewriter(urls))
+        else:
+            await self.s.forwarder.relay(ex, response)
 
     async def healthz(self, ex: Exchange) -> None:
         await ex.respond_json(200, {"status": "ok"})
@@ -134,3 +140,8 @@ class Handlers:
 
     async def metrics(self, ex: Exchange) -> None:
         await ex.respond(200, self.s.metrics.render(self.s.pool), list(METRICS_HEADERS))
+
+
+def _url(base: str, path: str, query: str) -> URL:
+    text = f"{base}/{path}"
+    return URL(f"{text}?{query}" if query else text, encoded=True)

@@ -57,10 +57,11 @@ class KeyPool:
         """Adopt the store's keys, keeping live counters; removed keys stay reachable by id."""
         fresh: dict[str, PoolKey] = {}
         for key in keys:
-            old = self._keys.get(key.id) or self._retired.pop(key.id, None)
-            entry = PoolKey(key, f"Key {key.secret}", key.state)
-            if old is not None:
-                entry.in_flight, entry.cooldown_until = old.in_flight, old.cooldown_until
+            entry = self._keys.get(key.id) or self._retired.pop(key.id, None)
+            if entry is None:
+                entry = PoolKey(key, f"Key {key.secret}", key.state)
+            else:  # the same object: calls in flight release the counter they took
+                entry.key, entry.authorization, entry.state = key, f"Key {key.secret}", key.state
             fresh[key.id] = entry
         for key_id, entry in self._keys.items():
             if key_id not in fresh:

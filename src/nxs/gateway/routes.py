@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import unquote
 
 from nxs.errors import BadRequest, MethodNotAllowed, NotFound
 
@@ -107,8 +108,13 @@ def _check_segments(segments: list[str], shown: str) -> None:
     if not segments or not segments[0]:
         raise NotFound(f"Path {shown} not found")
     for segment in segments:
-        if not segment or segment in (".", "..") or segment.lower() in ("%2e", "%2e%2e"):
+        if not segment or segment in (".", "..") or ("%" in segment and _dots(segment)):
             raise BadRequest(f"Invalid path {shown}")
+
+
+def _dots(segment: str) -> bool:
+    """A percent-encoded `.` or `..` (which the upstream would resolve)."""
+    return unquote(segment) in (".", "..")
 
 
 def _request_operation(method: str, segments: list[str]) -> Route | None:
@@ -120,7 +126,7 @@ def _request_operation(method: str, segments: list[str]) -> Route | None:
         kind = _OP_BY_TAIL.get(tuple(segments[index + 2 :]))
         if kind is None:
             continue
-        if method != _OP_METHODS[kind] and not (kind == CANCEL and method == "POST"):
-            raise MethodNotAllowed(f"Use {_OP_METHODS[kind]} for {kind}")
-        return Route(kind, "/".join(segments[:index]), segments[index + 1])
+        if method == _OP_METHODS[kind] or (kind == CANCEL and method == "POST"):
+            return Route(kind, "/".join(segments[:index]), segments[index + 1])
+        # Otherwise an endpoint whose own path happens to contain "requests".
     return None

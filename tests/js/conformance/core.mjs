@@ -1,6 +1,6 @@
 // The core of fal's protocol driven by @fal-ai/client against the emulator: one
 // scenario per run, its observations printed as one JSON line for pytest to assert on.
-// usage: node core.mjs BASE_URL KEY SCENARIO   (run | subscribe | queue | cancel | stream | invalid)
+// usage: node core.mjs BASE_URL KEY SCENARIO   (run | subscribe | queue | cancel | workflow | stream | invalid)
 import { emulatorClient, describeError } from "./emulator-client.mjs";
 
 const [base, key, scenario] = process.argv.slice(2);
@@ -28,7 +28,13 @@ const scenarios = {
       onQueueUpdate: (update) => updates.push({ status: update.status,
         logs: (update.logs ?? []).map((log) => log.message), position: update.queue_position }),
     });
-    return { ...result, updates };
+    const streamed = [];
+    await fal.subscribe(FLUX, {
+      input: { ...input, num_images: 2 }, logs: true, mode: "streaming",
+      onQueueUpdate: (update) => streamed.push({ status: update.status,
+        logs: (update.logs ?? []).map((log) => log.message) }),
+    });
+    return { ...result, updates, streamed };
   },
   async queue() {
     const submitted = await fal.queue.submit(FLUX, { input });
@@ -53,6 +59,15 @@ const scenarios = {
     try { result = await fal.queue.result(FLUX, { requestId: submitted.request_id }); }
     catch (error) { result = describeError(error); }
     return { final, result };
+  },
+  async workflow() {
+    const id = "workflows/fal-ai/image-pipeline/text-to-image";
+    const statuses = [];
+    const result = await fal.subscribe(id, {
+      input, pollInterval: 100, onQueueUpdate: (update) => statuses.push(update.status),
+    });
+    const status = await fal.queue.status(id, { requestId: result.requestId });
+    return { ...result, statuses, status };
   },
   async stream() {
     const stream = await fal.stream(SCHNELL, { input });

@@ -40,6 +40,12 @@ async function main() {
   });
   out.subscribe = { images: subscribed.data.images.length, updates, requestId: subscribed.requestId };
 
+  const stream = await fal.stream("fal-ai/flux/dev", { input: { prompt: "streamed" } });
+  let events = 0;
+  for await (const _event of stream) events += 1;
+  const streamed = await stream.done();
+  out.stream = { events, images: streamed.images ? streamed.images.length : 0 };
+
   const submitted = await fal.queue.submit("fal-ai/flux/dev", { input: { prompt: "queued" } });
   const requestId = submitted.request_id;
   let status = await fal.queue.status("fal-ai/flux/dev", { requestId, logs: true });
@@ -57,6 +63,9 @@ async function main() {
   } catch (error) {
     out.cancel = `status ${error.status}`;
   }
+
+  const fileUrl = await fal.storage.upload(new Blob(["hello through nxs"], { type: "text/plain" }));
+  out.upload = await (await fetch(fileUrl)).text();
 
   try {
     await fal.run("fal-ai/flux/dev", { input: {} });

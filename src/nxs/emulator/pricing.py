@@ -1,6 +1,6 @@
-"""The emulator's other hosts: the CDN (`v3.fal.media`) serving stored files, and the
-platform API's pricing (`api.fal.ai/v1/models/pricing`), which answers errors in the
-platform API's own shape (`{"error": {"type", "message"}}`).
+"""The platform API's pricing, `GET /api.fal.ai/v1/models/pricing?endpoint_id=a,b`:
+unit prices from the model table. Errors here take the platform API's own shape,
+`{"error": {"type", "message"}}`, as api.fal.ai answers them.
 """
 
 from __future__ import annotations
@@ -8,25 +8,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from nxs.emulator import accounts
-from nxs.emulator.files import CDN_PREFIX
 from nxs.emulator.models import REGISTRY_KEY
 from nxs.emulator.state import STATE_KEY
 from nxs.emulator.wire import json_response
-from nxs.errors import NotFound, NxsError
+from nxs.errors import NxsError
 
 MAX_PRICING_IDS = 50
 PLATFORM_TYPES = {401: "authorization_error", 403: "authorization_error", 429: "rate_limited"}
-
-
-async def serve_file(request: web.Request) -> web.Response:
-    """A stored file's bytes; public, as fal's CDN URLs are."""
-    state = request.app[STATE_KEY]
-    state.record(request.method, request.path, None)
-    stored = state.files.get(request.match_info["file_id"])
-    if stored is None:
-        raise NotFound("File not found")
-    headers = {"Cache-Control": "public, max-age=3600"}
-    return web.Response(body=stored.data, content_type=stored.content_type, headers=headers)
 
 
 def platform_error(status: int, kind: str, message: str) -> web.Response:
@@ -34,6 +22,7 @@ def platform_error(status: int, kind: str, message: str) -> web.Response:
 
 
 def _endpoint_ids(request: web.Request) -> list[str]:
+    """`endpoint_id` values, comma-separated or repeated, in the order given."""
     ids: list[str] = []
     for value in request.query.getall("endpoint_id", []):
         ids.extend(part.strip() for part in value.split(",") if part.strip())
@@ -41,7 +30,7 @@ def _endpoint_ids(request: web.Request) -> list[str]:
 
 
 async def pricing(request: web.Request) -> web.Response:
-    """Unit prices of the asked endpoints (every model when none is named)."""
+    """Unit prices of the named endpoints (every model when none is named)."""
     state = request.app[STATE_KEY]
     try:
         account = accounts.authenticate(request.headers.get("Authorization"), state.rng)
@@ -59,5 +48,4 @@ async def pricing(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(CDN_PREFIX + "/{file_id:.+}", serve_file)
     app.router.add_get("/api.fal.ai/v1/models/pricing", pricing)
