@@ -28,6 +28,7 @@ from nxs.store.crypto import load_box
 from nxs.store.database import parse_url
 from nxs.store.store import Store
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAST_RETRIES = WorkerConfig(retry_delays=(0.2,) * 9, allow_private=True, idle_poll_seconds=0.2)
 
 
@@ -59,9 +60,7 @@ class Customer:
 
 
 @asynccontextmanager
-async def serve(
-    routes: Mapping[str, Callable[[web.Request], Awaitable[web.StreamResponse]]], port: int
-) -> AsyncIterator[None]:
+async def serve(routes: Mapping[str, Handler], port: int) -> AsyncIterator[None]:
     app = web.Application()
     for path, handler in routes.items():
         method = "GET" if path.endswith(".json") else "POST"
@@ -104,6 +103,36 @@ class Nxs:
         return [Ed25519PublicKey.from_public_bytes(blob) for blob in raw]
 
 
+class Billing:
+    """The settlement hook: records completions; raises for the first `failures` calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.settled: list[Completion] = []
+
+    async def __call__(self, completion: Completion) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("billing is down")
+        self.settled.append(completion)
+
+
+def gateway_routes(relay: Relay) -> dict[str, Handler]:
+    """What the gateway will mount: fal's callback route and NXS's JWKS."""
+
+    async def callback(request: web.Request) -> web.Response:
+        status, body = await relay.handle_callback(
+            request.match_info["callback_id"], request.headers, await request.read()
+        )
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    async def jwks(request: web.Request) -> web.Response:
+        return web.json_response(relay.jwks())
+
+    return {"/webhooks/fal/{callback_id}": callback, "/.well-known/jwks.json": jwks}
+
+
 @asynccontextmanager
 async def nxs(
     emulator: RunningServer,
@@ -111,7 +140,7 @@ async def nxs(
     worker: WorkerConfig = FAST_RETRIES,
     settle_failures: int = 0,
 ) -> AsyncIterator[Nxs]:
-    """The relay on `db_file`; its settlement hook raises for the first `settle_failures`."""
+    """The relay on `db_file` (a real store), served on a free port."""
     port = free_port()
     settings = Settings(
         database_url=f"sqlite:///{db_file}",
@@ -120,36 +149,15 @@ async def nxs(
     )
     store = Store.open(settings)
     apply_relay_schema(store.database)
-    box = load_box(
-        settings.secret_key, settings.secret_key_file, parse_url(settings.database_url).path
-    )
-    config = RelayConfig.from_settings(settings, allow_private=True)
-    settled: list[Completion] = []
-
-    calls: list[Completion] = []
-
-    async def settle(completion: Completion) -> None:
-        calls.append(completion)
-        if len(calls) <= settle_failures:
-            raise RuntimeError("billing is down")
-        settled.append(completion)
-
-    relay = Relay(store.database, box, replace(config, worker=worker), settle)
-
-    async def callback(request: web.Request) -> web.Response:
-        status, body = await relay.handle_callback(
-            request.match_info["callback_id"], dict(request.headers), await request.read()
-        )
-        return web.Response(status=status, body=body, content_type="application/json")
-
-    async def jwks(request: web.Request) -> web.Response:
-        return web.json_response(relay.jwks())
-
-    routes = {"/webhooks/fal/{callback_id}": callback, "/.well-known/jwks.json": jwks}
+    db_path = parse_url(settings.database_url).path
+    box = load_box(settings.secret_key, settings.secret_key_file, db_path)
+    config = replace(RelayConfig.from_settings(settings, allow_private=True), worker=worker)
+    billing = Billing(settle_failures)
+    relay = Relay(store.database, box, config, billing)
     await relay.start()
     try:
-        async with serve(routes, port):
-            yield Nxs(relay, store, f"http://127.0.0.1:{port}", settled)
+        async with serve(gateway_routes(relay), port):
+            yield Nxs(relay, store, f"http://127.0.0.1:{port}", billing.settled)
     finally:
         await relay.stop()
         store.close()

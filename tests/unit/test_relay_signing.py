@@ -69,5 +69,5 @@ def test_key_survives_reopening_and_is_sealed_at_rest(tmp_path: Path) -> None:
 
 def test_wrong_secret_cannot_open_the_key(tmp_path: Path) -> None:
     open_key(tmp_path / "nxs.db", secret="right secret")
-    with pytest.raises(SecretKeyError):
+    with pytest.raises(SecretKeyError, match="webhook signing key"):
         open_key(tmp_path / "nxs.db", secret="wrong secret")

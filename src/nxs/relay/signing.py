@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from nxs.store.crypto import SecretBox
+from nxs.store.crypto import SecretBox, SecretKeyError
 from nxs.store.database import Database
 
 
@@ -64,9 +64,14 @@ class SigningKey:
         if row is None:
             with database.transaction():  # re-read under the write lock: racing openers agree
                 row = _newest(database) or _insert_new(database, box)
-        private = Ed25519PrivateKey.from_private_bytes(
-            bytes.fromhex(box.open(row["private_ciphertext"]))
-        )
+        try:
+            raw_private = bytes.fromhex(box.open(row["private_ciphertext"]))
+        except SecretKeyError as exc:
+            raise SecretKeyError(
+                f"Cannot open the webhook signing key: the secret from {box.origin}"
+                " is not the one this database was created with"
+            ) from exc
+        private = Ed25519PrivateKey.from_private_bytes(raw_private)
         rows = database.fetch_all(
             "SELECT kid, public_x FROM relay_signing_keys ORDER BY created_at"
         )
