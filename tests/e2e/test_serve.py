@@ -19,3 +19,18 @@ def test_workers_share_the_database_and_stop_cleanly_on_sigterm(
     gateway.server.process.send_signal(signal.SIGTERM)
     assert gateway.server.process.wait(timeout=20) == 0
     assert "Traceback" not in gateway.server.log()
+
+
+def test_public_url_setting_names_the_urls_handed_out(
+    make_deployment: Callable[[], Deployment], fresh_gateway: Callable[..., Gateway]
+) -> None:
+    deployment = make_deployment()
+    deployment.env["NXS_PUBLIC_URL"] = "https://nxs-api.example/"
+    deployment.add_upstream("main", "acct-public:secret-public-1")
+    customer = deployment.customer()
+    gateway = fresh_gateway(deployment)
+    body = gateway.submit("fal-ai/flux/dev", customer.key)
+    assert (
+        body["response_url"]
+        == f"https://nxs-api.example/queue/fal-ai/flux/requests/{body['request_id']}"
+    )
