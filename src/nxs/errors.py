@@ -70,7 +70,8 @@ class RateLimited(NxsError):
 
 
 class UpstreamFailed(NxsError):
-    status, error_type, detail = 502, "upstream_failed", "All upstream keys failed — try again later"
+    status, error_type = 502, "upstream_failed"
+    detail = "All upstream keys failed — try again later"
 
 
 class NoUpstreamKeys(NxsError):
