@@ -176,7 +176,15 @@ def run_rounds(contenders: list[Contender], rounds: int, seconds: float) -> list
 def wrk(contender: Contender, connections: int, seconds: float) -> Sample:
     threads = "1"
     cmd = ["taskset", "-c", "1", "wrk", "-t", threads, "-c", str(connections)]
-    cmd += ["-d", f"{seconds}s", "--latency", "--timeout", "10s", "-s", str(BENCH / "post.lua")]
+    cmd += [
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH / "post.lua"),
+    ]
     before = cpu_seconds(contender.pgid)
     out = subprocess.run(
         [*cmd, contender.url],
