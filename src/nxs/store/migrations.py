@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from nxs.admin.audit_schema import AUDIT_NAME, AUDIT_STATEMENTS
 from nxs.store.database import Database, DatabaseError
 
 
@@ -75,7 +76,10 @@ INITIAL = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL,)
+MIGRATIONS: tuple[Migration, ...] = (
+    INITIAL,
+    Migration(2, AUDIT_NAME, AUDIT_STATEMENTS),
+)
 
 
 def migrate(database: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
