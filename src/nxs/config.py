@@ -54,6 +54,12 @@ class Settings:
     probe_seconds: float = 30.0  # re-probe interval of suspended upstream keys
     admin_token: str | None = None
     access_log: bool = True
+    billing: bool = True  # NXS_BILLING=off: no plans, limits or ledger (benchmarks)
+    reconcile_after_seconds: float = 60.0  # first upstream poll of an unfetched queued request
+    webhook_allow_private: bool = False  # relay to loopback/private targets (dev, tests)
+    webhook_retry_delays: tuple[float, ...] | None = None  # None: the relay's default
+    realtime_max_frame_bytes: int = 4 * 1024 * 1024  # larger WebSocket frames → close 1009
+    realtime_idle_seconds: float = 300.0  # a realtime session with no frame is closed
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +79,18 @@ class Settings:
             probe_seconds=float(env.get("NXS_PROBE_SECONDS", base.probe_seconds)),
             admin_token=(env.get("NXS_ADMIN_TOKEN") or None),
             access_log=env.get("NXS_ACCESS_LOG", "true").lower() not in ("0", "false", "no"),
+            billing=env.get("NXS_BILLING", "on").lower() not in ("0", "off", "false", "no"),
+            reconcile_after_seconds=float(
+                env.get("NXS_RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds)
+            ),
+            webhook_allow_private=env.get("NXS_WEBHOOK_ALLOW_PRIVATE", "").lower() == "true",
+            webhook_retry_delays=_floats(env.get("NXS_WEBHOOK_RETRY_DELAYS")),
+            realtime_max_frame_bytes=int(
+                env.get("NXS_REALTIME_MAX_FRAME_BYTES", base.realtime_max_frame_bytes)
+            ),
+            realtime_idle_seconds=float(
+                env.get("NXS_REALTIME_IDLE_SECONDS", base.realtime_idle_seconds)
+            ),
         )
 
     def upstream_base(self, host: str) -> str:
@@ -84,3 +102,8 @@ class Settings:
 
 def _owners(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _floats(raw: str | None) -> tuple[float, ...] | None:
+    """`"1,5,30"` → (1.0, 5.0, 30.0); None when unset."""
+    return tuple(float(part) for part in raw.split(",") if part.strip()) if raw else None

@@ -61,7 +61,7 @@ def test_cancel_of_a_queued_request_ends_it(emulator: RunningServer) -> None:
     out = run_scenario(emulator, "cancel", key="js-cancel")
     assert out["final"]["status"] == "COMPLETED"
     assert out["final"]["error_type"] == "client_cancelled"
-    assert out["result"]["status"] == 400
+    assert out["result"]["status"] == 499  # fal's client_cancelled
 
 
 def test_namespaced_endpoint_drops_its_path_from_request_urls(emulator: RunningServer) -> None:

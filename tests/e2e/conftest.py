@@ -165,6 +165,7 @@ def make_deployment(
             "NXS_UPSTREAM_URL": emulator.url,
             "NXS_REFRESH_SECONDS": "0.2",
             "NXS_PROBE_SECONDS": "0.5",
+            "NXS_RECONCILE_AFTER_SECONDS": "3600",  # billing's own tests poll sooner
         }
         return Deployment(folder, env, emulator)
 

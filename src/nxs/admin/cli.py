@@ -12,6 +12,7 @@ import getpass
 import sys
 from collections.abc import Callable
 
+from nxs.admin import billing_cli
 from nxs.admin.output import customer_record, key_record, render, upstream_record
 from nxs.config import Settings
 from nxs.errors import BadRequest, NxsError
@@ -31,6 +32,7 @@ def add_commands(subparsers: Subparsers) -> None:
     _add_customer_commands(subparsers)
     _add_key_commands(subparsers)
     _add_upstream_commands(subparsers)
+    billing_cli.add_commands(subparsers)  # plans, subscriptions, credits, pricing, usage
 
 
 def command(handler: Handler) -> Callable[[argparse.Namespace], int]:

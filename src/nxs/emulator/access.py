@@ -66,7 +66,7 @@ async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict[s
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest("Request body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")

@@ -54,5 +54,7 @@ def authenticate(header: str | None, rng: random.Random) -> Account:
     if account_id.startswith("limited"):
         raise RateLimited("Rate limit exceeded", headers={"Retry-After": "1"})
     if account_id.startswith("flaky") and rng.random() < 0.5:
-        raise (UpstreamServerError() if rng.random() < 0.5 else UpstreamUnavailable())
+        error = UpstreamServerError() if rng.random() < 0.5 else UpstreamUnavailable()
+        error.headers["x-fal-error-type"] = error.error_type
+        raise error
     return Account(account_id)

@@ -4,6 +4,7 @@ input and starting the job, and the headers and bodies of its outcome.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -15,9 +16,10 @@ from nxs.emulator.models import REGISTRY_KEY, Model
 from nxs.emulator.outputs import Outcome, prepare
 from nxs.emulator.state import STATE_KEY, base_url
 from nxs.emulator.wire import json_response, read_input
-from nxs.errors import NotFound
+from nxs.errors import BadRequest, NotFound, ValidationFailed
 
-FAILED_STATUS = {"client_cancelled": 400}
+FAILED_STATUS = {"client_cancelled": 499, "request_timeout": 504, "runner_server_error": 500}
+TIMEOUT_HEADER = "X-Fal-Request-Timeout"
 
 
 def find_model(request: web.Request, tail: str) -> tuple[EndpointId, Model]:
@@ -25,7 +27,8 @@ def find_model(request: web.Request, tail: str) -> tuple[EndpointId, Model]:
     endpoint = parse_endpoint(tail)
     model = request.app[REGISTRY_KEY].get(endpoint.full) if endpoint else None
     if endpoint is None or model is None:
-        raise NotFound(f"Path /{tail.strip('/')} not found")
+        detail = f"Path /{tail.strip('/')} not found"
+        raise NotFound(detail, headers={"x-fal-billable-units": "0"})
     return endpoint, model
 
 
@@ -35,7 +38,12 @@ async def start_job(
     """Validate the request's input for the model its URL names, then start the job."""
     endpoint, model = find_model(request, tail)
     state = request.app[STATE_KEY]
-    clean = prepare(model, await read_input(request), state.rng)
+    start_timeout = read_start_timeout(request)
+    try:
+        clean = prepare(model, await read_input(request), state.rng)
+    except ValidationFailed as error:  # the app saw it: it has a request id
+        error.headers.setdefault("x-fal-request-id", str(uuid.uuid4()))
+        raise
     return request.app[SCHEDULER_KEY].submit(
         endpoint,
         model,
@@ -43,7 +51,22 @@ async def start_job(
         account_id=account.account_id,
         base_url=base_url(request),
         webhook_url=webhook_url,
+        start_timeout=start_timeout,
     )
+
+
+def read_start_timeout(request: web.Request) -> float | None:
+    """`X-Fal-Request-Timeout`: seconds the request may wait before it starts."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < 10**9:  # also refuses nan
+        raise BadRequest(f"Invalid {TIMEOUT_HEADER} header: must be a positive number of seconds")
+    return seconds
 
 
 def units_text(units: float) -> str:
@@ -51,8 +74,14 @@ def units_text(units: float) -> str:
 
 
 def outcome_headers(job: Job, outcome: Outcome) -> dict[str, str]:
+    """x-fal-request-id and x-fal-billable-units always; the error type on failures."""
     units = 0 if outcome.failed else outcome.billable_units
-    return {"x-fal-request-id": job.request_id, "x-fal-billable-units": units_text(units)}
+    headers = {"x-fal-request-id": job.request_id, "x-fal-billable-units": units_text(units)}
+    if outcome.error_type:
+        headers["x-fal-error-type"] = outcome.error_type
+    if outcome.error_type == "request_timeout":
+        headers["x-fal-request-timeout-type"] = "user"
+    return headers
 
 
 def outcome_status(outcome: Outcome) -> int:

@@ -15,6 +15,8 @@ from aiohttp import web
 from nxs.emulator.app import create_app
 from nxs.emulator.state import EmulatorConfig
 
+LINE_LIMIT = 64 * 1024  # bytes of request line or one header; beyond: a plain 400
+
 
 def add_commands(subparsers: Any) -> None:
     """Add `emulator` to the `nxs` command line."""
@@ -73,5 +75,8 @@ def run(args: argparse.Namespace) -> int:
         ssl_context=context,
         print=None,
         access_log=None,
+        # long query strings and headers reach the routes (and get fal-shaped answers)
+        max_line_size=LINE_LIMIT,
+        max_field_size=LINE_LIMIT,
     )
     return 0

@@ -55,7 +55,7 @@ def _draw_shapes(canvas: Image.Image, digest: bytes, colours: list[tuple[int, in
 
 def render(prompt: str, seed: int, index: int, size: tuple[int, int], fmt: str) -> Picture:
     """One picture of exactly `size` (width, height) in `fmt` ("png" or "jpeg")."""
-    digest = hashlib.sha256(f"{seed}\n{index}\n{prompt}".encode()).digest()
+    digest = hashlib.sha256(f"{seed}\n{index}\n{prompt}".encode("utf-8", "surrogatepass")).digest()
     colours = _palette(digest)
     canvas = _gradient(colours[0], colours[1], digest[15])
     _draw_shapes(canvas, digest, colours)

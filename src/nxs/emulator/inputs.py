@@ -7,6 +7,7 @@ or raises `ValidationFailed` whose detail lists every problem as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ def _as_int(value: Any) -> int:
         number = float(value)
     except ValueError as exc:
         raise FieldError("value is not a valid integer", "type_error.integer") from exc
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         raise FieldError("value is not a valid integer", "type_error.integer")
     return int(number)
 
@@ -58,9 +59,12 @@ def _as_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise FieldError("value is not a valid float", "type_error.float")
     try:
-        return float(value)
+        number = float(value)
     except ValueError as exc:
         raise FieldError("value is not a valid float", "type_error.float") from exc
+    if not math.isfinite(number):
+        raise FieldError("value is not a valid float", "type_error.float")
+    return number
 
 
 def _as_bool(value: Any) -> bool:

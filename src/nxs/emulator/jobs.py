@@ -8,6 +8,7 @@ order. Jobs keep their logs, outcome and a change signal the status streams wait
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from nxs.emulator.state import EmulatorState
 QUEUE_SECONDS = 0.15
 KEEP_JOBS = 20_000  # finished jobs beyond this many are forgotten, oldest first
 CANCELLED = Outcome(None, 0, "Request was cancelled", "client_cancelled")
+TIMED_OUT = Outcome(None, 0, "Request timed out", "request_timeout")
+CRASHED = Outcome(None, 0, "Internal server error", "runner_server_error")
+logger = logging.getLogger("nxs.emulator")
 Finished = Callable[["Job"], None]
 
 
@@ -43,6 +47,7 @@ class Job:
     input: dict[str, Any]
     base_url: str
     webhook_url: str | None = None
+    start_timeout: float | None = None  # X-Fal-Request-Timeout: seconds allowed to start
     status: str = "IN_QUEUE"
     logs: list[dict[str, Any]] = field(default_factory=list)
     outcome: Outcome | None = None
@@ -88,6 +93,7 @@ class Scheduler:
         self._jobs: dict[str, Job] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, list[Job]] = {}  # per account, IN_QUEUE, oldest first
+        self._running: dict[str, int] = {}  # per account, IN_PROGRESS
         self.on_finished: list[Finished] = []
 
     def submit(
@@ -99,9 +105,11 @@ class Scheduler:
         account_id: str,
         base_url: str,
         webhook_url: str | None = None,
+        start_timeout: float | None = None,
     ) -> Job:
         """Create a job for `account_id` and start it; it waits IN_QUEUE for a slot."""
         job = Job(str(uuid.uuid4()), account_id, endpoint, model, clean, base_url, webhook_url)
+        job.start_timeout = start_timeout
         self._forget_old_jobs()
         self._jobs[job.request_id] = job
         self._waiting.setdefault(account_id, []).append(job)
@@ -122,6 +130,18 @@ class Scheduler:
         if job is None or job.account_id != account_id or job.endpoint.app_id != app_id:
             return None
         return job
+
+    def waiting_for(self, app_id: str) -> int:
+        """How many requests to `app_id` wait IN_QUEUE, across every account."""
+        return sum(
+            1 for jobs in self._waiting.values() for job in jobs if job.endpoint.app_id == app_id
+        )
+
+    def busy(self, account_id: str) -> bool:
+        """True when the account's requests (waiting or in progress) fill its limit."""
+        waiting = len(self._waiting.get(account_id, []))
+        running = self._running.get(account_id, 0)
+        return waiting + running >= self._state.config.concurrency_limit
 
     def queue_position(self, job: Job) -> int:
         """How many of the account's jobs wait ahead of this one."""
@@ -148,17 +168,41 @@ class Scheduler:
     async def _run(self, job: Job) -> None:
         scale = self._state.config.time_scale
         try:
-            await asyncio.sleep(QUEUE_SECONDS * scale)
-            async with self._slot(job.account_id):
-                self._leave_queue(job)
-                job.start()
-                outcome = await self._work(job, scale)
+            slot = await asyncio.wait_for(self._start(job, scale), job.start_timeout)
+        except TimeoutError:
+            outcome = TIMED_OUT  # X-Fal-Request-Timeout passed while still IN_QUEUE
         except asyncio.CancelledError:
             outcome = CANCELLED
+        else:
+            try:
+                outcome = await self._guarded_work(job, scale)
+            except asyncio.CancelledError:
+                outcome = CANCELLED
+            finally:
+                slot.release()
+                self._running[job.account_id] -= 1
         self._leave_queue(job)
         job.finish(outcome)
         for callback in self.on_finished:
             callback(job)
+
+    async def _start(self, job: Job, scale: float) -> asyncio.Semaphore:
+        """Wait IN_QUEUE for one of the account's slots (the part a start timeout covers)."""
+        await asyncio.sleep(QUEUE_SECONDS * scale)
+        slot = self._slot(job.account_id)
+        await slot.acquire()
+        self._running[job.account_id] = self._running.get(job.account_id, 0) + 1
+        self._leave_queue(job)
+        job.start()
+        return slot
+
+    async def _guarded_work(self, job: Job, scale: float) -> Outcome:
+        """The model's work; a crash ends the request as fal's runner_server_error."""
+        try:
+            return await self._work(job, scale)
+        except Exception:
+            logger.exception("model %s crashed on %s", job.model.endpoint_id, job.request_id)
+            return CRASHED
 
     def _leave_queue(self, job: Job) -> None:
         waiting = self._waiting.get(job.account_id, [])

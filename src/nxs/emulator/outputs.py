@@ -126,7 +126,9 @@ def _images(model: Model, clean: dict[str, Any], files: FileStore, base: str) ->
 def _fake_mp4(clean: dict[str, Any]) -> bytes:
     """An MP4-shaped file (ftyp + mdat boxes) unique to the prompt, seed and duration."""
     ftyp = b"ftypisom" + struct.pack(">I", 512) + b"isomiso2avc1mp41"
-    seed_text = f"{clean['prompt']}\n{clean.get('seed')}\n{clean['duration']}".encode()
+    seed_text = f"{clean['prompt']}\n{clean.get('seed')}\n{clean['duration']}".encode(
+        "utf-8", "surrogatepass"
+    )
     media = hashlib.sha256(seed_text).digest() * (64 * int(clean["duration"]))
     return (
         struct.pack(">I", len(ftyp) + 4) + ftyp + struct.pack(">I", len(media) + 8) + b"mdat"
@@ -146,7 +148,7 @@ def _video(clean: dict[str, Any], files: FileStore, base: str) -> Outcome:
 
 
 def _transcript(clean: dict[str, Any]) -> Outcome:
-    digest = hashlib.sha256(clean["audio_url"].encode()).digest()
+    digest = hashlib.sha256(clean["audio_url"].encode("utf-8", "surrogatepass")).digest()
     chunks: list[dict[str, Any]] = []
     start = 0.0
     for part in range(2):

@@ -1,6 +1,7 @@
 """The platform API's pricing, `GET /api.fal.ai/v1/models/pricing?endpoint_id=a,b`:
-unit prices from the model table. Errors here take the platform API's own shape,
-`{"error": {"type", "message"}}`, as api.fal.ai answers them.
+unit prices from the model table. As fal's OpenAPI spec says: endpoint_id is required
+(1–50 ids, else 400); unknown ids are left out, and 404 when none is known. Errors take
+the platform API's own shape, `{"error": {"type", "message"}}`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _endpoint_ids(request: web.Request) -> list[str]:
 
 
 async def pricing(request: web.Request) -> web.Response:
-    """Unit prices of the named endpoints (every model when none is named)."""
+    """Unit prices of the named endpoints that exist."""
     state = request.app[STATE_KEY]
     try:
         account = accounts.authenticate(request.headers.get("Authorization"), state.rng)
@@ -40,10 +41,13 @@ async def pricing(request: web.Request) -> web.Response:
         return platform_error(error.status, kind, str(error.detail))
     state.record(request.method, request.path, account.account_id)
     ids = _endpoint_ids(request)
-    if len(ids) > MAX_PRICING_IDS:
-        message = f"At most {MAX_PRICING_IDS} endpoint_id values are allowed"
+    if not ids or len(ids) > MAX_PRICING_IDS:
+        message = f"endpoint_id is required: 1 to {MAX_PRICING_IDS} endpoint ids"
         return platform_error(400, "validation_error", message)
     prices = request.app[REGISTRY_KEY].prices(ids)
+    if not prices:
+        message = f"No pricing found for endpoint_id {', '.join(ids)}"
+        return platform_error(404, "not_found", message)
     return json_response({"prices": prices, "next_cursor": None, "has_more": False})
 
 

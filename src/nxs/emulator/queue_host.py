@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from nxs.emulator.access import authorize
 from nxs.emulator.accounts import Account
-from nxs.emulator.calls import respond, start_job
-from nxs.emulator.endpoints import RequestPath, parse_request_path
+from nxs.emulator.calls import outcome_body, outcome_status, respond, start_job
+from nxs.emulator.endpoints import RequestPath, parse_endpoint, parse_request_path
 from nxs.emulator.jobs import SCHEDULER_KEY, Job
 from nxs.emulator.state import base_url
 from nxs.emulator.webhooks import WEBHOOKS_KEY
 from nxs.emulator.wire import json_response
-from nxs.errors import BadRequest, MethodNotAllowed, NotFound
+from nxs.errors import BadRequest, MethodNotAllowed, NotFound, RateLimited, ValidationFailed
 
 PREFIX = "/queue.fal.run"
 ACTION_METHODS = {"result": "GET", "status": "GET", "stream": "GET", "cancel": "PUT"}
+MAX_QUEUE_PARAM = "fal_max_queue_length"
 
 
 def request_urls(request: web.Request, job: Job) -> dict[str, str]:
@@ -55,9 +57,52 @@ def wants_logs(request: web.Request) -> bool:
     return request.query.get("logs", "0").lower() in ("1", "true", "yes")
 
 
+def max_queue_length(request: web.Request) -> int | None:
+    """`?fal_max_queue_length=N`; a value that is not a whole number ≥ 0 is a 422."""
+    raw = request.query.get(MAX_QUEUE_PARAM)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or len(raw) > 18:
+        msg = "value is not a valid non-negative integer"
+        entry = {"loc": ["query", MAX_QUEUE_PARAM], "msg": msg, "type": "type_error.integer"}
+        raise ValidationFailed([entry])
+    return int(raw)
+
+
+def check_queue_length(request: web.Request, tail: str) -> None:
+    """fal's fail-fast guard: 429 when more requests than allowed already wait."""
+    limit = max_queue_length(request)
+    endpoint = parse_endpoint(tail)
+    if limit is None or endpoint is None:
+        return
+    waiting = request.app[SCHEDULER_KEY].waiting_for(endpoint.app_id)
+    if waiting > limit:
+        detail = f"Queue is full: {waiting} requests waiting ({MAX_QUEUE_PARAM}={limit})"
+        raise RateLimited(detail, headers={"Retry-After": "1"})
+
+
+def webhook_url(request: web.Request) -> str | None:
+    """`?fal_webhook=URL`: an absolute http(s) URL, or a 422 naming the parameter."""
+    raw = request.query.get("fal_webhook") or None
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        msg = "invalid or missing URL scheme"
+        raise ValidationFailed(
+            [{"loc": ["query", "fal_webhook"], "msg": msg, "type": "value_error.url"}]
+        )
+    return raw
+
+
 async def submit(request: web.Request, account: Account, tail: str) -> web.Response:
     """Start a queued request; answers IN_QUEUE with its position and URLs."""
-    webhook = request.query.get("fal_webhook") or None
+    check_queue_length(request, tail)
+    webhook = webhook_url(request)
     job = await start_job(request, account, tail, webhook_url=webhook)
     body = status_body(request, job, with_logs=False)
     return json_response(body, headers={"x-fal-request-id": job.request_id})
@@ -107,9 +152,10 @@ async def result(request: web.Request, job: Job) -> web.Response:
 
 
 async def cancel(request: web.Request, job: Job) -> web.Response:
+    headers = {"x-fal-request-id": job.request_id}
     if request.app[SCHEDULER_KEY].cancel(job):
-        return json_response({"status": "CANCELLATION_REQUESTED"}, 202)
-    return json_response({"status": "ALREADY_COMPLETED"}, 400)
+        return json_response({"status": "CANCELLATION_REQUESTED"}, 202, headers)
+    return json_response({"status": "ALREADY_COMPLETED"}, 400, headers)
 
 
 HANDLERS = {"result": result, "status": status, "stream": status_stream, "cancel": cancel}
@@ -143,8 +189,9 @@ def send_webhook(app: web.Application, job: Job) -> None:
         return
     outcome = job.outcome
     body: dict[str, Any] = {"request_id": job.request_id, "gateway_request_id": job.request_id}
-    if outcome.failed:
-        body |= {"status": "ERROR", "error": outcome.error, "payload": {"detail": outcome.error}}
+    if outcome.failed:  # fal's wording: the app's status in `error`, its body in `payload`
+        error = f"Invalid status code: {outcome_status(outcome)}"
+        body |= {"status": "ERROR", "error": error, "payload": outcome_body(outcome)}
     else:
         body |= {"status": "OK", "payload": outcome.payload}
     app[WEBHOOKS_KEY].schedule(job.webhook_url, job.request_id, job.account_id, body)

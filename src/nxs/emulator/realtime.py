@@ -99,14 +99,14 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, model: Model) 
 def _decode_binary(data: bytes) -> Any:
     try:
         return msgpack.unpackb(data, raw=False)
-    except (ValueError, TypeError, msgpack.UnpackException):
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException):
         return ValueError("Frame is not valid msgpack")
 
 
 def _decode_text(data: str) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ValueError("Text frame is not valid JSON")
 
 

@@ -2,22 +2,27 @@
 
 `POST /fal.run/{endpoint}` (or GET with the input in the query) waits for the result;
 `POST /fal.run/{endpoint}/stream` sends partial results, then the final one, then
-ends the body. Both go through the same per-account scheduler as queued requests.
+ends the body. Both count against the account's concurrency limit like queued requests,
+but never wait for it: a direct request beyond the limit is refused with 429, as on fal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from aiohttp import web
 
 from nxs.emulator.access import authorize
+from nxs.emulator.accounts import Account
 from nxs.emulator.calls import outcome_body, respond, start_job
 from nxs.emulator.jobs import SCHEDULER_KEY, Job, wait_until_done
 from nxs.emulator.models import REGISTRY_KEY
 from nxs.emulator.outputs import wants_failure
+from nxs.emulator.state import STATE_KEY
+from nxs.errors import RateLimited
 
 PREFIX = "/fal.run"
 STREAM_SUFFIX = "/stream"
@@ -66,6 +71,7 @@ async def _send_progress(response: web.StreamResponse, job: Job) -> None:
         for line in job.logs[sent:]:
             sent += 1
             partial = {"partial": True, "step": sent, "message": line["message"]}
+            partial["sent_at"] = time.time()  # lets tests see when each event left
             await response.write(_event(partial))
         if finished:
             return
@@ -78,10 +84,20 @@ def _is_stream(request: web.Request, tail: str) -> bool:
     return trimmed.endswith(STREAM_SUFFIX) and registry.get(trimmed) is None
 
 
+def check_capacity(request: web.Request, account: Account) -> None:
+    """Direct requests do not queue: at the concurrency limit fal answers 429 at once
+    (the official clients retry it)."""
+    if request.app[SCHEDULER_KEY].busy(account.account_id):
+        limit = request.app[STATE_KEY].config.concurrency_limit
+        detail = f"Concurrent requests limit exceeded ({limit}): retry, or use the queue"
+        raise RateLimited(detail, headers={"Retry-After": "1"})
+
+
 async def run_entry(request: web.Request) -> web.StreamResponse:
     """Every `/fal.run/…` URL but realtime: run or stream the model it names."""
     account = authorize(request)
     tail = request.match_info["tail"]
+    check_capacity(request, account)
     if request.method == "POST" and _is_stream(request, tail):
         job = await start_job(request, account, tail.rstrip("/")[: -len(STREAM_SUFFIX)])
         return await stream(request, job)
@@ -91,4 +107,4 @@ async def run_entry(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PREFIX + "/{tail:.*}", run_entry)
-    app.router.add_get(PREFIX + "/{tail:.*}", run_entry)
+    app.router.add_get(PREFIX + "/{tail:.*}", run_entry, allow_head=False)

@@ -64,6 +64,8 @@ async def read_input(request: web.Request) -> dict[str, Any]:
         raise _json_error(exc) from exc
     except UnicodeDecodeError as exc:
         raise ValidationFailed([_body_error("invalid UTF-8 in the body")]) from exc
+    except RecursionError as exc:
+        raise ValidationFailed([_body_error("JSON nested too deeply")]) from exc
     if not isinstance(body, dict):
         raise ValidationFailed([_body_error("value is not a valid dict", "type_error.dict")])
     return body

@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any
 
+from nxs.admin.api import AdminApi, admin_app, is_admin_path
 from nxs.config import Settings
 from nxs.errors import MethodNotAllowed, NxsError
 from nxs.gateway import routes
@@ -21,7 +22,7 @@ from nxs.gateway.proxy import parse_target
 from nxs.gateway.services import Services
 
 LOG = logging.getLogger("nxs.gateway")
-PUBLIC = frozenset({routes.HEALTH, routes.READY, routes.METRICS})
+PUBLIC = frozenset({routes.HEALTH, routes.READY, routes.METRICS, routes.FAL_WEBHOOK, routes.JWKS})
 
 
 class Gateway:
@@ -32,6 +33,7 @@ class Gateway:
         self.access_log = AccessLog(settings.access_log)
         self.services: Services | None = None
         self.handlers: Handlers | None = None
+        self.admin: AdminApi | None = None  # /admin: built with the services
         # Request ids: a random prefix per process and a counter (no syscall per request).
         self._id_prefix = os.urandom(4).hex()
         self._sequence = itertools.count(1)
@@ -39,10 +41,15 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            if self.admin is not None and is_admin_path(scope["path"]):
+                await self.admin(scope, receive, send)
+                return
             request_id = f"{self._id_prefix}{next(self._sequence):08x}"
             await self.handle(Exchange(scope, receive, send, request_id))
         elif kind == "lifespan":
             await self.lifespan(receive, send)
+        elif kind == "websocket" and self.services is not None:
+            await self.services.realtime(scope, receive, send)  # /{endpoint}/realtime
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -50,11 +57,13 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 try:
                     self.services = Services.start(self.settings)
+                    await self.services.webhooks.start()
                 except Exception as exc:
                     LOG.exception("gateway startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self.handlers = Handlers(self.services)
+                self.admin = admin_app(self.settings, self.services.store)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.services is not None:

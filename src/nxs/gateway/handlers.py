@@ -11,7 +11,7 @@ from aiohttp import ClientResponse
 from yarl import URL
 
 from nxs.errors import UpstreamFailed
-from nxs.gateway import routes
+from nxs.gateway import completions, routes
 from nxs.gateway.exchange import Exchange
 from nxs.gateway.forward import response_headers
 from nxs.gateway.proxy import QUEUE_HOST, RUN_HOST
@@ -56,16 +56,23 @@ class Handlers:
             await self.request_op(ex, route, grant, query)
         elif route.kind == routes.SUBMIT:
             await self.submit(ex, route, grant, query)
+        elif route.kind == routes.REST and route.endpoint.rstrip("/") == "tokens":
+            await self.s.realtime.issue_token(ex, grant, self._limit)  # NXS's own token
         else:
-            await self.run(ex, route, query)
+            await self.run(ex, route, grant, query)
 
-    async def run(self, ex: Exchange, route: Route, query: str) -> None:
+    async def run(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """fal.run (or a rest.fal.ai call): any healthy key, failover before the answer."""
         body = await ex.read_body(self._limit)
+        ticket = await self.s.meter.admit(ex, grant, route, body)  # billing: gateway/metering.py
+        if await self.s.meter.replayed(ex, ticket):
+            return
         url = self.url(route.host or RUN_HOST, route.endpoint, query)
-        entry, response = await self.s.forwarder.failover(ex, ex.method, url, body)
+        failover = self.s.forwarder.failover(ex, ex.method, url, body)
+        entry, response = await self.s.meter.guard(ticket, failover)
         ex.upstream = entry.name
         try:
+            await self.s.meter.ran_response(ticket, response)
             await self.s.forwarder.relay(ex, response)
         finally:
             self.s.forwarder.done(entry, response)
@@ -73,14 +80,25 @@ class Handlers:
     async def submit(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """Queue submit: recorded before answering, URLs pointed at the gateway."""
         body = await ex.read_body(self._limit)
-        url = self.url(QUEUE_HOST, route.endpoint, query)
-        entry, response = await self.s.forwarder.failover(ex, "POST", url, body)
+        ticket = await self.s.meter.admit(ex, grant, route, body)
+        if await self.s.meter.replayed(ex, ticket):
+            return
+        callback = None
+        if "fal_webhook=" in query:  # relayed when NXS_PUBLIC_URL is set (see webhooks)
+            query, callback = self.s.webhooks.register(grant.customer_id, query)
+        url = self.url(QUEUE_HOST, route.endpoint, query) if callback is None else None
+        url = url or _url(self._bases[QUEUE_HOST], route.endpoint, query)
+        failover = self.s.forwarder.failover(ex, "POST", url, body)
+        entry, response = await self.s.meter.guard(ticket, failover)
         ex.upstream = entry.name
         try:
             payload = await response.read()
+            if response.status < 300 and callback is not None:
+                self.s.webhooks.attach(callback, payload)
             if response.status < 300:
                 payload = self._record(ex, route, grant, entry.key.id, payload)
             headers = response_headers(response, keep_length=False)
+            await self.s.meter.submitted(ticket, response.status, headers, payload, entry.key.id)
             await ex.respond(response.status, payload, headers)
         finally:
             self.s.forwarder.done(entry, response)
@@ -113,6 +131,7 @@ class Handlers:
             await self._answer(
                 ex, route.kind, response, queue_urls(base, queued.endpoint, queued.request_id)
             )
+            await completions.seen(self.s.meter, route.kind, queued.request_id, response)
         finally:
             self.s.forwarder.done(entry, response)
 
@@ -127,6 +146,12 @@ class Handlers:
             await self.s.forwarder.relay(ex, response, EventRewriter(urls))
         else:
             await self.s.forwarder.relay(ex, response)
+
+    async def fal_webhook(self, ex: Exchange) -> None:
+        await self.s.webhooks.callback(ex)
+
+    async def jwks(self, ex: Exchange) -> None:
+        await self.s.webhooks.jwks(ex)
 
     async def healthz(self, ex: Exchange) -> None:
         await ex.respond_json(200, {"status": "ok"})

@@ -28,6 +28,8 @@ PROXY: Final = "proxy"
 HEALTH: Final = "healthz"
 READY: Final = "readyz"
 METRICS: Final = "metrics"
+FAL_WEBHOOK: Final = "fal_webhook"  # fal's callback to the relay: no API key
+JWKS: Final = "jwks"  # NXS's webhook public keys: no API key
 
 REQUEST_OPS: Final = frozenset({STATUS, STREAM, RESULT, CANCEL})
 NAMESPACES: Final = frozenset({"workflows", "comfy"})
@@ -45,6 +47,15 @@ _FIXED: Final = {
     "api/proxy": PROXY,
     "api/fal/proxy": PROXY,
 }
+# The REST calls of fal's clients, also on the gateway's own paths (→ rest.fal.ai).
+REST_PATHS: Final = (
+    "storage/upload/initiate",
+    "storage/upload/initiate-multipart",
+    "storage/upload/complete-multipart",
+    "storage/auth/token",
+    "tokens",
+)
+WEBHOOK_PREFIX: Final = "webhooks/fal/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,13 @@ class Route:
     endpoint: str = ""  # full endpoint id for run/submit; the rest path for rest calls
     request_id: str = ""
     host: str = ""  # set for proxied targets: the fal host named by x-fal-target-url
+
+
+_STATIC: Final = {
+    **{path: Route(kind) for path, kind in _FIXED.items()},
+    **{path: Route(REST, path, host="rest.fal.ai") for path in REST_PATHS},
+    ".well-known/jwks.json": Route(JWKS),
+}
 
 
 def app_id(endpoint: str) -> str:
@@ -73,9 +91,11 @@ class Router:
     def match(self, method: str, raw_path: str) -> Route:
         """The route of a gateway path (still percent-encoded); raises 404/405/400."""
         path = raw_path.strip("/")
-        fixed = _FIXED.get(path)
+        fixed = _STATIC.get(path)
         if fixed is not None:
-            return Route(fixed)
+            return fixed
+        if path.startswith(WEBHOOK_PREFIX):
+            return Route(FAL_WEBHOOK, request_id=path[len(WEBHOOK_PREFIX) :])
         segments = path.split("/")
         queued = segments[0] == "queue"
         if queued:

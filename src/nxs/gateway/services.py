@@ -17,12 +17,16 @@ from yarl import URL
 
 from nxs.config import Settings
 from nxs.gateway.auth import Authenticator
+from nxs.gateway.billing_setup import start_billing
 from nxs.gateway.forward import UPSTREAM_ERRORS, Forwarder, open_session
+from nxs.gateway.metering import Meter
 from nxs.gateway.metrics import Metrics
 from nxs.gateway.pool import KeyPool, PoolKey
 from nxs.gateway.proxy import QUEUE_HOST, REST_HOSTS, RUN_HOST
 from nxs.gateway.queue import QueueBook
+from nxs.gateway.realtime import RealtimeBridge
 from nxs.gateway.routes import Router
+from nxs.gateway.webhooks import Webhooks
 from nxs.store.store import Store
 
 LOG = logging.getLogger("nxs.gateway")
@@ -44,6 +48,9 @@ class Services:
     book: QueueBook
     metrics: Metrics
     forwarder: Forwarder
+    webhooks: Webhooks = field(init=False)  # relay; `webhooks.completions` settles
+    realtime: RealtimeBridge = field(init=False)  # `realtime.meter` counts sessions
+    meter: Meter = field(init=False)  # billing: plans, limits, ledger (gateway/metering.py)
     hosts: tuple[str, ...] = HOSTS
     store_ok: bool = True
     version: int = -1
@@ -67,11 +74,17 @@ class Services:
             metrics=metrics,
             forwarder=Forwarder(session, pool, metrics),
         )
+        services.webhooks = Webhooks(settings, store, session)
+        services.realtime = RealtimeBridge.open(
+            settings, session, pool, services.auth, services.router, services.webhooks.signing_key
+        )
+        services.meter = Meter(store.database, settings.billing, settings.reconcile_after_seconds)
         services.refresh()
         services.tasks = [
             asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
         ]
+        start_billing(services)
         return services
 
     async def stop(self) -> None:
@@ -80,6 +93,8 @@ class Services:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.webhooks.stop()
+        await self.meter.stop()
         await self.session.close()
         self.store.close()
 
@@ -100,6 +115,7 @@ class Services:
             if version != self.version:
                 self.auth.load(self.store.grants())
                 self.pool.load(self.store.upstream_keys())
+                self.meter.reload()
                 self.version = version
         except Exception:
             if self.store_ok:

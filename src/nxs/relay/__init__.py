@@ -3,10 +3,11 @@ customers signed with NXS's own Ed25519 key from a durable outbox.
 """
 
 from nxs.relay.relay import Completion, CompletionHook, Relay, RelayConfig
-from nxs.relay.schema import RELAY_MIGRATION, apply_relay_schema
+from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS, apply_relay_schema
 
 __all__ = [
-    "RELAY_MIGRATION",
+    "RELAY_NAME",
+    "RELAY_STATEMENTS",
     "Completion",
     "CompletionHook",
     "Relay",

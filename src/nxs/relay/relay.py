@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import aiohttp
@@ -69,9 +69,14 @@ class RelayConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, allow_private: bool = False) -> RelayConfig:
+    def from_settings(cls, settings: Settings, *, allow_private: bool | None = None) -> RelayConfig:
+        """From `NXS_PUBLIC_URL`, `NXS_WEBHOOK_ALLOW_PRIVATE`, `NXS_WEBHOOK_RETRY_DELAYS`."""
+        if allow_private is None:
+            allow_private = settings.webhook_allow_private
         jwks_url = settings.upstream_base("rest.fal.ai") + "/.well-known/jwks.json"
         worker = WorkerConfig(allow_private=allow_private)
+        if settings.webhook_retry_delays is not None:
+            worker = replace(worker, retry_delays=settings.webhook_retry_delays)
         return cls(settings.public_url, jwks_url, allow_private=allow_private, worker=worker)
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -85,6 +86,18 @@ class SigningKey:
     def sign(self, request_id: str, user_id: str, timestamp: int, body: bytes) -> str:
         """The hex Ed25519 signature a customer checks, exactly as fal's."""
         return self._private.sign(signed_message(request_id, user_id, timestamp, body)).hex()
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        """A raw Ed25519 signature (NXS's realtime tokens are signed this way)."""
+        return self._private.sign(data)
+
+    def verifies(self, signature: bytes, data: bytes) -> bool:
+        """True if `signature` over `data` is this key's."""
+        try:
+            self._private.public_key().verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
 
     def headers(
         self, request_id: str, user_id: str, body: bytes, now: float | None = None

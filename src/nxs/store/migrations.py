@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 
 from nxs.admin.audit_schema import AUDIT_NAME, AUDIT_STATEMENTS
+from nxs.billing.schema import BILLING_NAME, BILLING_STATEMENTS
+from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS
 from nxs.store.database import Database, DatabaseError
 
 
@@ -79,6 +81,8 @@ INITIAL = Migration(
 MIGRATIONS: tuple[Migration, ...] = (
     INITIAL,
     Migration(2, AUDIT_NAME, AUDIT_STATEMENTS),
+    Migration(3, RELAY_NAME, RELAY_STATEMENTS),
+    Migration(4, BILLING_NAME, BILLING_STATEMENTS),
 )
 
 

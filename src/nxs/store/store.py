@@ -53,6 +53,11 @@ class Store:
         """The connection, for subsystems keeping their own tables here (e.g. billing)."""
         return self._db
 
+    @property
+    def box(self) -> SecretBox:
+        """The secret box, for subsystems sealing their own secrets (the webhook relay)."""
+        return self._box
+
     def close(self) -> None:
         self._db.close()
 

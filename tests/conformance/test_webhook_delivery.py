@@ -218,5 +218,6 @@ def test_failed_request_webhook_reports_error(emulator: RunningServer) -> None:
         submit(emulator, "fal-ai/flux/schnell", body, receiver.url, "hook-dave")
         (delivery,) = receiver.wait_for(1)
     body = delivery.json()
-    assert body["status"] == "ERROR" and body["error"]
+    assert body["status"] == "ERROR" and body["error"] == "Invalid status code: 500"
+    assert body["payload"]["error_type"] == "runner_server_error" and body["payload"]["detail"]
     assert verifies(delivery, public_keys(emulator.url))

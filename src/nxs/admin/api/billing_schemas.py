@@ -1,0 +1,126 @@
+"""Bodies of the billing part of the admin API: plans, subscriptions, credit, prices, usage.
+
+Amounts are USD decimals, accepted as JSON strings ("12.50") or numbers and answered as
+strings. Their values are checked by the billing core itself (`plan_from_options`,
+`Money.parse`), so a bad amount is a 422 naming the field, as everywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, StrictInt
+
+from nxs.admin.api.schemas import Strict
+from nxs.billing.plans import SubscriptionStatus
+
+
+def _not_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal number")
+    return value
+
+
+Amount = Annotated[str | int | float, BeforeValidator(_not_boolean)]
+USD = 'USD decimal, e.g. "12.50"'
+
+
+class PlanCreate(Strict):
+    name: str = Field(description="1-64 of a-z, 0-9, '_', '-', '.'")
+    prepaid: bool = Field(default=False, description="credit only from grants")
+    monthly_credit: Amount | None = Field(
+        default=None, description=f"a monthly allowance ({USD}); omit for metered or prepaid"
+    )
+    rpm: StrictInt | None = Field(
+        default=None, description="requests per minute, per key and customer"
+    )
+    max_in_flight: StrictInt | None = Field(default=None, description="requests in flight at once")
+    endpoints: list[str] | str | None = Field(
+        default=None, description='allowed endpoint globs, e.g. ["fal-ai/flux/*"]; none = all'
+    )
+    multiplier: Amount = Field(default="1", description='price multiplier, e.g. "1.25"')
+
+
+class PlanUpdate(Strict):
+    """A plan's full new definition (the name comes from the path)."""
+
+    prepaid: bool = False
+    monthly_credit: Amount | None = None
+    rpm: StrictInt | None = None
+    max_in_flight: StrictInt | None = None
+    endpoints: list[str] | str | None = None
+    multiplier: Amount = "1"
+
+
+class PlanOut(BaseModel):
+    name: str
+    mode: Literal["metered", "monthly", "prepaid"]
+    monthly_credit: str
+    rpm: int | None
+    max_in_flight: int | None
+    endpoints: list[str]
+    multiplier: str
+
+
+class SubscriptionSet(Strict):
+    plan: str
+    until: str | None = Field(
+        default=None, description="last active day (2026-12-31) or an ISO date-time; none = open"
+    )
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+
+
+class SubscriptionOut(BaseModel):
+    customer: str
+    plan: str
+    status: Literal["active", "past_due", "canceled"]
+    until: str | None = Field(description="exclusive end, ISO 8601 UTC")
+    active: bool = Field(description="whether requests are admitted now")
+
+
+class CreditGrant(Strict):
+    amount: Amount = Field(description=f"credit to add, {USD}; must be > 0")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class GrantOut(BaseModel):
+    id: str
+    amount: str = Field(description="USD")
+    note: str | None
+    created_at: str
+
+
+class BalanceOut(BaseModel):
+    customer: str
+    available: str = Field(description="spendable now (USD)")
+    reserved: str = Field(description="held by requests still running (USD)")
+    allowance_left: str = Field(description="unspent part of this month's allowance (USD)")
+    period: str
+
+
+class PriceSet(Strict):
+    pattern: str = Field(min_length=1, max_length=200, description="endpoint id or glob")
+    unit: str = Field(description="image, megapixel, video_second, request or gpu_second")
+    unit_price: Amount = Field(description="USD per unit")
+
+
+class PriceOut(BaseModel):
+    pattern: str
+    unit: str
+    unit_price: str
+    source: Literal["operator", "sync"]
+
+
+class UsageRow(BaseModel):
+    """One group of ledger rows: the group's keys, then its totals."""
+
+    customer: str | None = None
+    key_id: str | None = None
+    endpoint: str | None = None
+    day: str | None = None
+    requests: int
+    settled: int = Field(description="requests charged")
+    refunded: int
+    open: int = Field(description="requests not settled yet (their cost is held)")
+    cost: str = Field(description="charged, USD")
+    held: str = Field(description="reserved by open requests, USD")

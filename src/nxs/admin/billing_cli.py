@@ -1,0 +1,290 @@
+"""The billing commands: `nxs plans …`, `nxs subscriptions set`, `nxs credits grant`,
+`nxs pricing sync|set|list|unknown` and `nxs usage`.
+
+Amounts are USD decimals ("12.50"); dates are `YYYY-MM-DD` (UTC) or ISO 8601 times. Each
+change is written with its audit-log entry in one transaction and reaches running
+gateways through the store version. Failures print `nxs: <detail>` and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from nxs.admin import audit
+from nxs.admin.output import render, timestamp
+from nxs.billing import catalog
+from nxs.billing.money import Money
+from nxs.billing.plans import Plan, SubscriptionStatus, parse_until, plan_from_options
+from nxs.billing.pricing import UnknownEndpoints, parse_unit_price
+from nxs.billing.sync import sync_prices
+from nxs.billing.usage import UsageRow, usage_rows
+from nxs.config import Settings
+from nxs.errors import NxsError
+from nxs.store.store import Store
+
+Subparsers = argparse._SubParsersAction
+Handler = Callable[[Store, argparse.Namespace], int]
+PLAN_COLUMNS = ("name", "mode", "monthly_credit", "rpm", "max_in_flight", "endpoints", "multiplier")
+USAGE_COLUMNS: tuple[str, ...] = ("created_at", "customer", "endpoint", "request_id", "status")
+USAGE_COLUMNS += ("units", "unit", "unit_price", "cost", "latency_ms")
+
+
+def add_commands(subparsers: Subparsers) -> None:
+    """Add `plans`, `subscriptions`, `credits`, `pricing` and `usage`."""
+    _plan_commands(subparsers)
+    _subscription_commands(subparsers)
+    _credit_commands(subparsers)
+    _pricing_commands(subparsers)
+    usage = subparsers.add_parser("usage", help="billable requests from the ledger")
+    usage.add_argument("--customer", help="only this customer")
+    usage.add_argument("--since", help="from this date (YYYY-MM-DD, UTC) or ISO time on")
+    form = usage.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print JSON")
+    form.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets)")
+    usage.set_defaults(run=command(_usage))
+
+
+def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Run `handler` on a freshly opened store; NXS errors become `nxs: …`, exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with Store.open(Settings.from_env()) as store:
+                return handler(store, args)
+        except ValueError as error:
+            print(f"nxs: Invalid NXS_ setting: {error}", file=sys.stderr)
+        except NxsError as error:
+            print(f"nxs: {error}", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def _group(subparsers: Subparsers, name: str, help_text: str) -> Subparsers:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _leaf(
+    group: Subparsers, name: str, help_text: str, handler: Handler
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(run=command(handler))
+    return parser
+
+
+# -- plans -----------------------------------------------------------------------
+
+
+def _plan_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "plans", "billing plans: credit mode, limits, endpoints, prices")
+    create = _leaf(group, "create", "create a plan", _create_plan)
+    create.add_argument("name")
+    mode = create.add_mutually_exclusive_group()
+    mode.add_argument("--prepaid", action="store_true", help="only granted credit is spent")
+    mode.add_argument("--monthly-credit", metavar="AMOUNT", help="USD allowance each month")
+    create.add_argument("--rpm", help="requests per minute, per customer and per key")
+    create.add_argument("--max-in-flight", help="requests in flight, per customer and per key")
+    create.add_argument("--endpoints", metavar="GLOB,…", help="allowed endpoints (default all)")
+    create.add_argument("--multiplier", default="1", help="price multiplier (default 1)")
+    listing = _leaf(group, "list", "list plans", _list_plans)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _create_plan(store: Store, args: argparse.Namespace) -> int:
+    plan = plan_from_options(
+        args.name,
+        prepaid=args.prepaid,
+        monthly_credit=args.monthly_credit,
+        rpm=args.rpm,
+        max_in_flight=args.max_in_flight,
+        endpoints=args.endpoints,
+        multiplier=args.multiplier,
+    )
+    with store.database.transaction():
+        catalog.save_plan(store.database, plan)
+        audit.record(store.database, audit.CLI, "plans.create", plan.name, _plan_record(plan))
+    print(f"Created plan '{plan.name}' ({plan.mode.value}).")
+    return 0
+
+
+def _list_plans(store: Store, args: argparse.Namespace) -> int:
+    records = [_plan_record(plan) for plan in catalog.list_plans(store.database)]
+    print(render(records, PLAN_COLUMNS, as_json=args.json))
+    return 0
+
+
+def _plan_record(plan: Plan) -> dict[str, Any]:
+    return {
+        "name": plan.name,
+        "mode": plan.mode.value,
+        "monthly_credit": str(plan.monthly_credit),
+        "rpm": plan.rpm,
+        "max_in_flight": plan.max_in_flight,
+        "endpoints": ",".join(plan.endpoints) or "*",
+        "multiplier": str(plan.multiplier),
+    }
+
+
+# -- subscriptions and credit ------------------------------------------------------
+
+
+def _subscription_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "subscriptions", "which plan each customer is on")
+    put = _leaf(group, "set", "put a customer on a plan", _set_subscription)
+    put.add_argument("customer")
+    put.add_argument("plan")
+    put.add_argument("--until", metavar="DATE", help="active through this day (UTC)")
+    states = [status.value for status in SubscriptionStatus]
+    put.add_argument("--status", choices=states, default="active", help="default active")
+
+
+def _set_subscription(store: Store, args: argparse.Namespace) -> int:
+    customer = store.get_customer(args.customer)
+    until = parse_until(args.until) if args.until is not None else None
+    status = SubscriptionStatus(args.status)
+    with store.database.transaction():
+        catalog.set_subscription(store.database, customer.id, args.plan, until, status)
+        detail = {"plan": args.plan, "status": status.value, "until": args.until}
+        audit.record(store.database, audit.CLI, "subscriptions.set", customer.name, detail)
+    ends = f" until {timestamp(until.timestamp())}" if until else ""
+    print(f"Customer '{customer.name}' is on plan '{args.plan}' ({status.value}{ends}).")
+    return 0
+
+
+def _credit_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "credits", "customers' prepaid credit")
+    grant = _leaf(group, "grant", "add credit to a customer's balance", _grant)
+    grant.add_argument("customer")
+    grant.add_argument("amount", help="USD, e.g. 25 or 12.50")
+    grant.add_argument("--note", help="why (kept with the grant)")
+    show = _leaf(group, "show", "a customer's balance", _show_balance)
+    show.add_argument("customer")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _grant(store: Store, args: argparse.Namespace) -> int:
+    customer = store.get_customer(args.customer)
+    amount = Money.parse(args.amount, "amount")
+    with store.database.transaction():
+        balance = catalog.grant_credit(store.database, customer.id, amount, args.note)
+        detail = {"amount": str(amount), "note": args.note}
+        audit.record(store.database, audit.CLI, "credits.grant", customer.name, detail)
+    print(f"Granted {amount} USD to '{customer.name}'; available {balance.available} USD.")
+    return 0
+
+
+def _show_balance(store: Store, args: argparse.Namespace) -> int:
+    customer = store.get_customer(args.customer)
+    balance = catalog.get_balance(store.database, customer.id)
+    record = {
+        "customer": customer.name,
+        "available": str(balance.available),
+        "reserved": str(balance.reserved),
+        "allowance_left": str(balance.allowance_left),
+    }
+    print(render([record], tuple(record), as_json=args.json))
+    return 0
+
+
+# -- pricing -----------------------------------------------------------------------
+
+
+def _pricing_commands(subparsers: Subparsers) -> None:
+    group = _group(subparsers, "pricing", "per-endpoint prices in fal's units")
+    sync = _leaf(group, "sync", "import fal's prices (GET api.fal.ai/v1/models/pricing)", _sync)
+    sync.add_argument("endpoints", nargs="*", help="endpoint ids (default: those already known)")
+    put = _leaf(group, "set", "set an endpoint's (or a glob's) price", _set_price)
+    put.add_argument("endpoint")
+    put.add_argument("unit", help="image, megapixel, video_second, request or gpu_second")
+    put.add_argument("price", help="USD per unit")
+    listing = _leaf(group, "list", "list price rules", _list_prices)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    unknown = _leaf(group, "unknown", "what endpoints without a price do", _set_unknown)
+    unknown.add_argument("policy", help="'refuse', or a USD price per request")
+
+
+def _sync(store: Store, args: argparse.Namespace) -> int:
+    report = sync_prices(Settings.from_env(), store, args.endpoints)
+    audit.record(store.database, audit.CLI, "pricing.sync", None, {"imported": report.imported})
+    print(f"Imported {report.imported} prices from fal.")
+    for endpoint, why in report.skipped:
+        print(f"Skipped {endpoint}: {why}")
+    return 0
+
+
+def _set_price(store: Store, args: argparse.Namespace) -> int:
+    price = parse_unit_price(args.price, "price")
+    with store.database.transaction():
+        rule = catalog.set_price(store.database, args.endpoint, args.unit, price)
+        detail = {"unit": rule.unit.value, "unit_price": str(rule.unit_price)}
+        audit.record(store.database, audit.CLI, "pricing.set", rule.pattern, detail)
+    print(f"Price of {rule.pattern}: {rule.unit_price} USD per {rule.unit.value}.")
+    return 0
+
+
+def _list_prices(store: Store, args: argparse.Namespace) -> int:
+    records = [
+        {"endpoint": r.pattern, "unit": r.unit.value, "unit_price": str(r.unit_price), "source": s}
+        for r, s in catalog.list_prices(store.database)
+    ]
+    print(render(records, ("endpoint", "unit", "unit_price", "source"), as_json=args.json))
+    return 0
+
+
+def _set_unknown(store: Store, args: argparse.Namespace) -> int:
+    text = str(args.policy).strip().lower()
+    policy = UnknownEndpoints() if text == "refuse" else UnknownEndpoints.charge_per_request(text)
+    with store.database.transaction():
+        catalog.set_unknown_policy(store.database, policy)
+        audit.record(store.database, audit.CLI, "pricing.unknown", None, {"policy": text})
+    print(
+        "Endpoints without a price are now "
+        + ("refused." if policy.refuse else f"{text} USD per request.")
+    )
+    return 0
+
+
+# -- usage -------------------------------------------------------------------------
+
+
+def _usage(store: Store, args: argparse.Namespace) -> int:
+    customer_id = store.get_customer(args.customer).id if args.customer else None
+    since = _since(args.since) if args.since else None
+    records = [_usage_record(row) for row in usage_rows(store.database, customer_id, since)]
+    if args.csv:
+        print(_csv(records), end="")
+    else:
+        print(render(records, USAGE_COLUMNS, as_json=args.json))
+    return 0
+
+
+def _since(text: str) -> float:
+    """`2026-11-01` → that day's start (UTC); a full ISO time as given."""
+    moment = parse_until(text, "since").timestamp()
+    return moment - 86400 if len(text.strip()) == 10 else moment
+
+
+def _usage_record(row: UsageRow) -> dict[str, Any]:
+    record = asdict(row)
+    record["reserved"] = str(row.reserved)
+    record["cost"] = str(row.cost) if row.cost is not None else None
+    record["created_at"] = timestamp(row.created_at)
+    record["settled_at"] = timestamp(row.settled_at)
+    return record
+
+
+def _csv(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]))
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()

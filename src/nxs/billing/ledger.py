@@ -1,0 +1,219 @@
+"""The ledger: one row per billable request, and the balance moves that go with it.
+
+Plain functions over a `Database`, run by the group-commit writer (`nxs.billing.writer`)
+inside one transaction per batch. `reserve` is one conditional UPDATE (atomic under
+concurrency: no check-then-act); `settle` changes a row only while it is open, so a
+result fetch, a webhook and the reconciler may race and a request is charged once.
+Metered plans hold nothing (`reserved_micros = 0`) and never touch `balances`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from nxs.billing.errors import InsufficientCredit
+from nxs.billing.money import Money
+from nxs.billing.pricing import PriceRule, parse_unit
+from nxs.billing.settle import Settlement, Verdict
+from nxs.store.database import Database, Row
+from nxs.store.ids import now
+
+OPEN = ("reserved", "pending")
+COLUMNS = (
+    "id, request_id, customer_id, api_key_id, upstream_key_id, endpoint, kind, status, unit,"
+    " unit_price, multiplier, estimated_units, reserved_micros, created_at, checks"
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An open ledger row as the gateway and the reconciler handle it."""
+
+    id: str
+    customer_id: str
+    api_key_id: str
+    endpoint: str
+    kind: str  # "run" or "queue"
+    rule: PriceRule
+    multiplier: Decimal
+    estimated_units: Decimal
+    reserved: Money  # held against the balance (0 on metered plans)
+    created_at: float
+    request_id: str | None = None
+    upstream_key_id: str | None = None
+    checks: int = 0
+
+
+def period_of(moment: float) -> str:
+    """The allowance period ('YYYY-MM', UTC) a time belongs to."""
+    return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m")
+
+
+def reserve(db: Database, entry: Entry, monthly: Money | None = None) -> None:
+    """Hold `entry.reserved` against the balance and insert the row `reserved`.
+
+    `monthly`: the plan's allowance, renewed (the unspent rest lapses) on the first
+    reservation of a new month. InsufficientCredit when the balance cannot cover it.
+    """
+    if monthly is not None:
+        _renew_allowance(db, entry.customer_id, monthly, period_of(entry.created_at))
+    cost = entry.reserved.micros
+    changed = db.execute(
+        "UPDATE balances SET available_micros = available_micros - ?,"
+        " reserved_micros = reserved_micros + ?,"
+        " allowance_left_micros = CASE WHEN allowance_left_micros > ?"
+        " THEN allowance_left_micros - ? ELSE 0 END"
+        " WHERE customer_id = ? AND available_micros >= ?",
+        (cost, cost, cost, cost, entry.customer_id, cost),
+    )
+    if changed != 1:
+        raise InsufficientCredit()
+    insert(db, entry, "reserved")
+
+
+def _renew_allowance(db: Database, customer_id: str, monthly: Money, period: str) -> None:
+    db.execute(
+        "INSERT INTO balances (customer_id) VALUES (?) ON CONFLICT DO NOTHING", (customer_id,)
+    )
+    db.execute(
+        "UPDATE balances SET available_micros = available_micros - allowance_left_micros + ?,"
+        " allowance_left_micros = ?, period = ? WHERE customer_id = ? AND period <> ?",
+        (monthly.micros, monthly.micros, period, customer_id, period),
+    )
+
+
+def insert(
+    db: Database,
+    entry: Entry,
+    status: str,
+    settlement: Settlement | None = None,
+    next_check_at: float | None = None,
+) -> None:
+    """Insert the row; with a settlement it is born settled or refunded (metered plans)."""
+    units = source = cost = settled_at = None
+    if settlement is not None:
+        units, source = str(settlement.units), settlement.source.value
+        cost, settled_at = settlement.cost.micros, now()
+    db.execute(
+        "INSERT INTO ledger (id, request_id, customer_id, api_key_id, upstream_key_id, endpoint,"
+        " kind, status, unit, unit_price, multiplier, estimated_units, reserved_micros, units,"
+        " units_source, cost_micros, latency_ms, created_at, settled_at, next_check_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.id,
+            entry.request_id,
+            entry.customer_id,
+            entry.api_key_id,
+            entry.upstream_key_id,
+            entry.endpoint,
+            entry.kind,
+            status,
+            entry.rule.unit.value,
+            str(entry.rule.unit_price),
+            str(entry.multiplier),
+            str(entry.estimated_units),
+            entry.reserved.micros,
+            units,
+            source,
+            cost,
+            _latency(entry) if settlement is not None else None,
+            entry.created_at,
+            settled_at,
+            next_check_at,
+        ),
+    )
+
+
+def attach(
+    db: Database, entry: Entry, request_id: str, upstream_key_id: str, next_check_at: float
+) -> Entry:
+    """A reserved queue row gets its request id and becomes `pending` (the reconciler's)."""
+    db.execute(
+        "UPDATE ledger SET request_id = ?, upstream_key_id = ?, status = 'pending',"
+        " next_check_at = ? WHERE id = ? AND status = 'reserved'",
+        (request_id, upstream_key_id, next_check_at, entry.id),
+    )
+    return replace(entry, request_id=request_id, upstream_key_id=upstream_key_id)
+
+
+def settle(db: Database, entry: Entry, settlement: Settlement) -> bool:
+    """Apply a CHARGE or REFUND once; False when the row was already closed (or a HOLD)."""
+    if settlement.verdict is Verdict.HOLD:
+        return False
+    status = "refunded" if settlement.verdict is Verdict.REFUND else "settled"
+    changed = db.execute(
+        "UPDATE ledger SET status = ?, units = ?, units_source = ?, cost_micros = ?,"
+        " settled_at = ?, latency_ms = ?, next_check_at = NULL,"
+        " request_id = COALESCE(request_id, ?) WHERE id = ? AND status IN ('reserved', 'pending')",
+        (
+            status,
+            str(settlement.units),
+            settlement.source.value,
+            settlement.cost.micros,
+            now(),
+            _latency(entry),
+            entry.request_id,
+            entry.id,
+        ),
+    )
+    if changed != 1:
+        return False
+    if entry.reserved.micros:
+        db.execute(
+            "UPDATE balances SET reserved_micros = reserved_micros - ?,"
+            " available_micros = available_micros + ? WHERE customer_id = ?",
+            (entry.reserved.micros, settlement.release.micros, entry.customer_id),
+        )
+    return True
+
+
+def find_open(db: Database, request_id: str) -> Entry | None:
+    """The open (reserved or pending) row of a request id, if any."""
+    row = db.fetch_one(
+        f"SELECT {COLUMNS} FROM ledger WHERE request_id = ? AND status IN ('reserved', 'pending')",
+        (request_id,),
+    )
+    return entry_of(row) if row else None
+
+
+def due(db: Database, moment: float, limit: int = 100) -> list[Entry]:
+    """Pending queue rows whose next check is due, oldest first (the reconciler's queue)."""
+    rows = db.fetch_all(
+        f"SELECT {COLUMNS} FROM ledger WHERE status = 'pending' AND kind = 'queue'"
+        " AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
+        (moment, limit),
+    )
+    return [entry_of(row) for row in rows]
+
+
+def reschedule(db: Database, entry_id: str, next_check_at: float) -> None:
+    db.execute(
+        "UPDATE ledger SET next_check_at = ?, checks = checks + 1"
+        " WHERE id = ? AND status = 'pending'",
+        (next_check_at, entry_id),
+    )
+
+
+def entry_of(row: Row) -> Entry:
+    rule = PriceRule(row["endpoint"], parse_unit(row["unit"]), Decimal(row["unit_price"]))
+    return Entry(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        api_key_id=row["api_key_id"],
+        endpoint=row["endpoint"],
+        kind=row["kind"],
+        rule=rule,
+        multiplier=Decimal(row["multiplier"]),
+        estimated_units=Decimal(row["estimated_units"]),
+        reserved=Money(int(row["reserved_micros"])),
+        created_at=float(row["created_at"]),
+        request_id=row["request_id"],
+        upstream_key_id=row["upstream_key_id"],
+        checks=int(row["checks"]),
+    )
+
+
+def _latency(entry: Entry) -> int:
+    return max(0, round((now() - entry.created_at) * 1000))

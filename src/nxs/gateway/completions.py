@@ -1,0 +1,165 @@
+"""Settling queued requests from what the gateway sees: results, statuses, cancels, webhooks.
+
+Each path turns the upstream answer into an `Outcome` (`nxs.billing.outcomes`) and settles
+the request's open ledger row once; the reconciler uses `finish` too. Only an upstream's
+final verdict refunds: a poll that times out or a client that leaves changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import ClientResponse
+from yarl import URL
+
+from nxs.billing import ledger
+from nxs.billing.ledger import Entry
+from nxs.billing.outcomes import (
+    outcome_of_cancel,
+    outcome_of_result,
+    outcome_of_status,
+    outcome_of_webhook,
+)
+from nxs.billing.settle import BILLABLE_UNITS_HEADER, Outcome, Verdict
+from nxs.gateway import routes
+from nxs.gateway.forward import UPSTREAM_ERRORS
+from nxs.gateway.metering import BODY_UNITS, Meter
+from nxs.gateway.pool import KeyPool
+from nxs.gateway.routes import app_id
+from nxs.store.database import Database
+
+SMALL_RESULT: Final = 256 * 1024  # the size `Forwarder.relay` reads whole (so can we)
+
+
+def open_entry(meter: Meter, request_id: str) -> Entry | None:
+    """The request's open ledger entry (memory first, then the store)."""
+    if not meter.enabled or request_id in meter.closed:
+        return None
+    entry = meter.open.get(request_id)
+    if entry is None:
+        entry = ledger.find_open(meter.db, request_id)
+        if entry is None:
+            meter.release_request(request_id)
+    return entry
+
+
+async def finish(
+    meter: Meter, entry: Entry, outcome: Outcome, headers: Mapping[str, str], body: object
+) -> bool:
+    """Settle `entry` for `outcome`; False for a HOLD or when it was already settled."""
+    settlement = meter.price(entry, outcome, headers, body)
+    if settlement.verdict is Verdict.HOLD:
+        return False
+
+    def operation(db: Database) -> bool:
+        return ledger.settle(db, entry, settlement)
+
+    changed = await meter.writer.run(operation)
+    if entry.request_id is not None:
+        meter.release_request(entry.request_id)
+    return changed
+
+
+async def result_seen(meter: Meter, request_id: str, response: ClientResponse) -> None:
+    """A result fetch: COMPLETED settles from the header or body, an ERROR result refunds."""
+    entry = open_entry(meter, request_id)
+    if entry is None:
+        return
+    headers = response.headers
+    outcome = outcome_of_result(response.status, headers)
+    if outcome is None:
+        return
+    body = None
+    needs_body = BILLABLE_UNITS_HEADER not in headers and entry.rule.unit in BODY_UNITS
+    length = response.content_length
+    if (
+        outcome is Outcome.COMPLETED
+        and needs_body
+        and length is not None
+        and length <= SMALL_RESULT
+    ):
+        body = _json(await response.read())
+    await finish(meter, entry, outcome, headers, body)
+
+
+async def status_seen(meter: Meter, request_id: str, status: int, payload: bytes) -> None:
+    """A status answer: remember it (for cancels); an ERROR completion refunds at once."""
+    if not meter.enabled or request_id in meter.closed:
+        return
+    body = _json(payload)
+    state = body.get("status") if isinstance(body, dict) else None
+    if isinstance(state, str) and request_id in meter.open:
+        meter.last_status[request_id] = state
+    outcome = outcome_of_status(status, body)
+    if outcome is Outcome.ERROR_RESULT or outcome is Outcome.UNKNOWN_UPSTREAM:
+        entry = open_entry(meter, request_id)
+        if entry is not None:
+            await finish(meter, entry, outcome, {}, None)
+
+
+async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
+    """A cancel accepted while we last saw IN_QUEUE refunds; others wait for the verdict."""
+    outcome = outcome_of_cancel(status, meter.last_status.get(request_id))
+    if outcome is not Outcome.CANCELLED_BEFORE_START:
+        return
+    entry = open_entry(meter, request_id)
+    if entry is not None:
+        await finish(meter, entry, outcome, {}, None)
+
+
+async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any]) -> None:
+    """fal's webhook (through the relay's completion hook): OK settles, ERROR refunds."""
+    outcome = outcome_of_webhook(dict(document))
+    entry = open_entry(meter, request_id) if outcome is not None else None
+    if entry is not None and outcome is not None:
+        await finish(meter, entry, outcome, {}, document.get("payload"))
+
+
+def _json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+class PoolUpstream:
+    """The reconciler's view of fal: status and result GETs with the submitting key."""
+
+    def __init__(self, session: aiohttp.ClientSession, pool: KeyPool, queue_base: str) -> None:
+        self._session, self._pool, self._base = session, pool, queue_base
+
+    async def status(self, entry: Entry) -> tuple[int, object] | None:
+        answer = await self._get(entry, "/status")
+        return None if answer is None else (answer[0], answer[2])
+
+    async def result(self, entry: Entry) -> tuple[int, Mapping[str, str], object] | None:
+        return await self._get(entry, "")
+
+    async def _get(self, entry: Entry, suffix: str) -> tuple[int, Mapping[str, str], object] | None:
+        key = self._pool.get(entry.upstream_key_id or "")
+        if key is None or entry.request_id is None:
+            return None
+        path = f"{app_id(entry.endpoint)}/requests/{entry.request_id}{suffix}"
+        url = URL(f"{self._base}/{path}", encoded=True)
+        headers = {"authorization": key.authorization}
+        try:
+            async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+                body = await response.read()
+                return response.status, dict(response.headers), _json(body)
+        except UPSTREAM_ERRORS:
+            return None
+
+
+async def seen(meter: Meter, kind: str, request_id: str, response: ClientResponse) -> None:
+    """After relaying a request operation's answer: settle what it tells (if anything)."""
+    if not meter.enabled:
+        return
+    if kind == routes.RESULT:
+        await result_seen(meter, request_id, response)
+    elif kind == routes.STATUS:
+        await status_seen(meter, request_id, response.status, await response.read())
+    elif kind == routes.CANCEL:
+        await cancel_seen(meter, request_id, response.status)

@@ -1,0 +1,327 @@
+"""Billing on the hot path: admit (plan, price, limits, idempotency, reserve), then settle.
+
+Order (docs/billing-design.md §4): access and price from the in-memory snapshot, limits
+in process, then one group-committed write for the idempotency claim and the reservation
+(skipped on metered plans without an Idempotency-Key). Answers write the ledger before
+they are released; a metered request costs exactly one ledger insert.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from aiohttp import ClientResponse
+
+from nxs.billing import ledger, replay
+from nxs.billing.catalog import BillingSnapshot, load_snapshot
+from nxs.billing.estimate import defaults_for, estimate_units
+from nxs.billing.idempotency import fingerprint, validate_key
+from nxs.billing.ledger import Entry
+from nxs.billing.limits import InProcessLimiter, Permit
+from nxs.billing.money import Money, charge
+from nxs.billing.outcomes import REQUEST_ID_HEADER, outcome_of_run, outcome_of_submit
+from nxs.billing.plans import CreditMode, Plan, check_access
+from nxs.billing.pricing import Unit
+from nxs.billing.replay import StoredResponse
+from nxs.billing.settle import Outcome, Settlement, Verdict, settle
+from nxs.billing.writer import LedgerWriter
+from nxs.gateway import routes
+from nxs.gateway.exchange import Exchange, Headers
+from nxs.gateway.forward import SMALL_BODY
+from nxs.gateway.routes import Route
+from nxs.store.database import Database
+from nxs.store.ids import new_id
+from nxs.store.models import KeyGrant
+
+KINDS: Final = {routes.RUN: "run", routes.SUBMIT: "queue"}
+BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
+IDEMPOTENCY_HEADER: Final = b"idempotency-key"
+MAX_STORED_BODY: Final = 8 * 1024 * 1024
+PERMIT_MAX_AGE: Final = 3600.0
+MEMORY_LIMIT: Final = 20_000
+T = TypeVar("T")
+
+
+@dataclass
+class Ticket:
+    """One admitted request: its open ledger entry, plan, permit and idempotency claim."""
+
+    entry: Entry
+    plan: Plan
+    permit: Permit | None = None
+    idempotency: tuple[str, str] | None = None  # (customer_id, key)
+    replay: StoredResponse | None = None
+    written: bool = False  # a `reserved` row exists (credit plans)
+
+
+@dataclass
+class Meter:
+    """Per-process billing state: snapshot, limiter, writer, open queue entries."""
+
+    db: Database
+    enabled: bool = True
+    first_check: float = 60.0  # seconds until the reconciler first asks about a submit
+    snapshot: BillingSnapshot = field(default_factory=BillingSnapshot)
+    limiter: InProcessLimiter = field(default_factory=InProcessLimiter)
+    permits: dict[str, tuple[Permit, float]] = field(default_factory=dict)
+    open: dict[str, Entry] = field(default_factory=dict)
+    last_status: dict[str, str] = field(default_factory=dict)
+    closed: dict[str, None] = field(default_factory=dict)  # recently settled request ids
+
+    def __post_init__(self) -> None:
+        self.writer = LedgerWriter(self.db)
+
+    def start(self) -> None:
+        self.reload()
+        self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+
+    def reload(self) -> None:
+        """Re-read plans, subscriptions and prices (the store version moved)."""
+        if self.enabled:
+            self.snapshot = load_snapshot(self.db)
+
+    # -- admission --------------------------------------------------------------
+
+    async def admit(
+        self, ex: Exchange, grant: KeyGrant, route: Route, body: bytes
+    ) -> Ticket | None:
+        """Check, limit, claim and reserve a run or submit (None for other calls or when
+        billing is off). Raises 402/403/409/422/429; a refusal writes nothing.
+        """
+        kind = KINDS.get(route.kind)
+        if kind is None or not self.enabled:
+            return None
+        endpoint = route.endpoint
+        plan, subscription = self.snapshot.plan_of(grant.customer_id)
+        check_access(plan, subscription, endpoint, datetime.now(UTC))
+        entry = self._entry(grant, endpoint, kind, plan, body)
+        ticket = Ticket(entry, plan, idempotency=_idempotency(ex, grant))
+        if plan.rpm is not None or plan.max_in_flight is not None:
+            admitted = self.limiter.try_acquire(plan.limits(grant.customer_id, grant.key_id))
+            if not isinstance(admitted, Permit):
+                raise admitted.error()
+            ticket.permit = admitted
+        try:
+            await self._claim(ticket, fingerprint(ex.method, endpoint, ex.query, body))
+        except BaseException:
+            self._release(ticket.permit)
+            raise
+        return ticket
+
+    def _entry(self, grant: KeyGrant, endpoint: str, kind: str, plan: Plan, body: bytes) -> Entry:
+        rule = self.snapshot.prices.price(endpoint)
+        payload = _json(body) if rule.unit in BODY_UNITS else None
+        units = estimate_units(rule.unit, payload, defaults_for(endpoint))
+        cost = charge(units, rule.unit_price, plan.multiplier) if plan.requires_credit else None
+        return Entry(
+            id=new_id("led"),
+            customer_id=grant.customer_id,
+            api_key_id=grant.key_id,
+            endpoint=endpoint,
+            kind=kind,
+            rule=rule,
+            multiplier=plan.multiplier,
+            estimated_units=units,
+            reserved=cost or Money.zero(),
+            created_at=time.time(),
+        )
+
+    async def _claim(self, ticket: Ticket, request_fingerprint: str) -> None:
+        credit, idem = ticket.plan.requires_credit, ticket.idempotency
+        if not credit and idem is None:
+            return
+        monthly = ticket.plan.monthly_credit if ticket.plan.mode is CreditMode.MONTHLY else None
+        entry = ticket.entry
+
+        def operation(db: Database) -> StoredResponse | None:
+            if idem is not None:
+                stored = replay.claim(db, *idem, request_fingerprint, entry.created_at)
+                if stored is not None:
+                    return stored
+            if credit:
+                ledger.reserve(db, entry, monthly)
+            return None
+
+        ticket.replay = await self.writer.run(operation)
+        ticket.written = credit and ticket.replay is None
+        if ticket.replay is not None:
+            self._release(ticket.permit)
+
+    # -- answers ----------------------------------------------------------------
+
+    @staticmethod
+    async def replayed(ex: Exchange, ticket: Ticket | None) -> bool:
+        """Answer with the stored first response of an idempotent retry; True if done."""
+        if ticket is None or ticket.replay is None:
+            return False
+        stored = ticket.replay
+        await ex.respond(stored.status, stored.body, list(stored.headers))
+        return True
+
+    async def guard(self, ticket: Ticket | None, call: Awaitable[T]) -> T:
+        """Await the upstream call; if no key answered at all, refund before raising."""
+        try:
+            return await call
+        except BaseException:
+            await self.failed(ticket)
+            raise
+
+    async def ran_response(self, ticket: Ticket | None, response: ClientResponse) -> None:
+        """Settle a run from its response (body read only when small, as relay does)."""
+        if ticket is None:
+            return
+        length = response.content_length
+        body = await response.read() if length is not None and length <= SMALL_BODY else None
+        await self.ran(ticket, response.status, response.headers, body)
+
+    async def ran(
+        self, ticket: Ticket | None, status: int, headers: Mapping[str, str], body: bytes | None
+    ) -> None:
+        """A run's answer is known (body None when streamed): settle it before relaying."""
+        if ticket is None:
+            return
+        parsed = _json(body) if body is not None and ticket.entry.rule.unit in BODY_UNITS else None
+        fal_id = headers.get(REQUEST_ID_HEADER)
+        if fal_id and ticket.entry.request_id is None:
+            ticket.entry = replace(ticket.entry, request_id=fal_id)
+        settlement = self.price(ticket.entry, outcome_of_run(status), headers, parsed)
+        stored = None
+        if ticket.idempotency is not None and body is not None and status < 500:
+            stored = StoredResponse(status, _stored_headers(headers), body)
+        await self._close(ticket, settlement, stored)
+        self._release(ticket.permit)
+
+    async def failed(self, ticket: Ticket | None) -> None:
+        """No upstream answered at all (every key failed): refund, free the idempotency key."""
+        if ticket is None:
+            return
+        settlement = self.price(ticket.entry, Outcome.UPSTREAM_5XX, {}, None)
+        await self._close(ticket, settlement, None)
+        self._release(ticket.permit)
+
+    async def submitted(
+        self, ticket: Ticket | None, status: int, headers: Headers, payload: bytes, upstream_id: str
+    ) -> None:
+        """A submit's answer (with the gateway's URLs): pending, or settled if refused."""
+        if ticket is None:
+            return
+        response = StoredResponse(status, list(headers), payload)
+        found = _json(payload) if status < 300 else None
+        request_id = found.get("request_id") if isinstance(found, dict) else None
+        if not isinstance(request_id, str):
+            request_id = None
+        outcome = outcome_of_submit(response.status)
+        if outcome is not None or request_id is None:
+            settlement = self.price(ticket.entry, outcome or Outcome.REJECTED, {}, None)
+            stored = response if response.status < 500 else None
+            await self._close(ticket, settlement, stored)
+            self._release(ticket.permit)
+            return
+        entry, written, idem = ticket.entry, ticket.written, ticket.idempotency
+        check_at = time.time() + self.first_check
+
+        def operation(db: Database) -> Entry:
+            if written:
+                opened = ledger.attach(db, entry, request_id, upstream_id, check_at)
+            else:
+                opened = _with_request(entry, request_id, upstream_id)
+                ledger.insert(db, opened, "pending", next_check_at=check_at)
+            if idem is not None:
+                replay.complete(db, *idem, response, opened.id)
+            return opened
+
+        self._remember(request_id, await self.writer.run(operation), ticket.permit)
+
+    def price(
+        self, entry: Entry, outcome: Outcome, headers: Mapping[str, str], body: object
+    ) -> Settlement:
+        """What `outcome` means for `entry` (pure; see `nxs.billing.settle`)."""
+        return settle(
+            outcome,
+            entry.rule,
+            reserved=entry.reserved,
+            estimated_units=entry.estimated_units,
+            multiplier=entry.multiplier,
+            headers=headers,
+            body=body,
+        )
+
+    async def _close(
+        self, ticket: Ticket, settlement: Settlement, stored: StoredResponse | None
+    ) -> None:
+        entry, written, idem = ticket.entry, ticket.written, ticket.idempotency
+
+        def operation(db: Database) -> None:
+            if written:
+                ledger.settle(db, entry, settlement)
+            else:
+                ledger.insert(db, entry, _closed(settlement), settlement)
+            if idem is not None and stored is not None:
+                replay.complete(db, *idem, stored, entry.id)
+            elif idem is not None:
+                replay.release(db, *idem)
+
+        await self.writer.run(operation)
+
+    def _remember(self, request_id: str, entry: Entry, permit: Permit | None) -> None:
+        if len(self.open) >= MEMORY_LIMIT:
+            del self.open[next(iter(self.open))]
+        self.open[request_id] = entry
+        if permit is not None:
+            self.permits[request_id] = (permit, time.monotonic())
+
+    def _release(self, permit: Permit | None) -> None:
+        if permit is not None:
+            self.limiter.release_now(permit)
+
+    def release_request(self, request_id: str) -> None:
+        """The queued request ended: forget it and free its in-flight slot."""
+        self.open.pop(request_id, None)
+        self.last_status.pop(request_id, None)
+        if len(self.closed) >= MEMORY_LIMIT:
+            del self.closed[next(iter(self.closed))]
+        self.closed[request_id] = None
+        held = self.permits.pop(request_id, None)
+        if held is not None:
+            self.limiter.release_now(held[0])
+
+    def sweep(self) -> None:
+        """Free in-flight slots of queued requests older than an hour (lost or abandoned)."""
+        limit = time.monotonic() - PERMIT_MAX_AGE
+        for request_id in [rid for rid, (_, at) in self.permits.items() if at < limit]:
+            self.release_request(request_id)
+
+
+def _idempotency(ex: Exchange, grant: KeyGrant) -> tuple[str, str] | None:
+    for name, value in ex.scope["headers"]:
+        if name == IDEMPOTENCY_HEADER:
+            return grant.customer_id, validate_key(value.decode("latin-1"))
+    return None
+
+
+def _json(body: bytes | None) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def _closed(settlement: Settlement) -> str:
+    return "refunded" if settlement.verdict is Verdict.REFUND else "settled"
+
+
+def _with_request(entry: Entry, request_id: str, upstream_id: str) -> Entry:
+    return replace(entry, request_id=request_id, upstream_key_id=upstream_id)
+
+
+def _stored_headers(headers: Mapping[str, str]) -> Headers:
+    keep = ("content-type", "x-fal-request-id", "x-fal-billable-units")
+    return [(k.encode(), headers[k].encode()) for k in keep if k in headers]
