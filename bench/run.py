@@ -3,7 +3,9 @@
 One nginx upstream serves a 1 KB JSON answer; every proxy process is pinned to CPU 0,
 nginx and wrk to CPU 1. Each round runs every contender at c64 and at c1, in rotated
 order, and the report gives paired ratios against the bare pass-through and CPU µs per
-request (the process group's own CPU time / requests). Usage: scripts/bench [--rounds N]
+request (the process group's own CPU time / requests). `nxs` is the gateway with billing
+off (issue 3's targets); `nxs-billed` the same with metering on (the default plan).
+Usage: scripts/bench [--rounds N] [--seconds S]
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def main() -> int:
 
 
 def start_all(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> list[Contender]:
-    upstream_port, bare_port, nxs_port, fal_port = free_ports(4)
+    upstream_port, bare_port, nxs_port, billed_port, fal_port = free_ports(5)
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, port=upstream_port, answer=ANSWER))
     procs.append(spawn(["nginx", "-p", str(tmp), "-c", str(conf)], cpu=1, log=tmp / "ng.log"))
@@ -92,12 +94,15 @@ def start_all(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> list[Contender
     bare = spawn(uvicorn("bench.bare_proxy:create", bare_port), 0, tmp / "bare.log", bare_env)
     procs.append(bare)
     nxs_env, key = prepare_nxs(tmp, upstream)
-    serve = [sys.executable, "-m", "nxs", "serve", "--port", str(nxs_port)]
-    nxs = spawn(serve, cpu=0, log=tmp / "nxs.log", env=nxs_env)
-    procs.append(nxs)
+    # The gateway as issue 3 measures it (auth, pool, queue mapping, metrics, access log);
+    # billing's own cost is the second NXS, metering on the default plan (bench/billing.py
+    # measures it in detail).
+    nxs = serve_nxs(nxs_port, tmp / "nxs.log", {**nxs_env, "NXS_BILLING": "off"})
+    billed = serve_nxs(billed_port, tmp / "nxs-billed.log", {**nxs_env, "NXS_BILLING": "on"})
+    procs += [nxs, billed]
     falp = spawn(["node", str(BENCH / "fal_proxy.mjs"), str(fal_port), upstream], 0, tmp / "f.log")
     procs.append(falp)
-    for port in (bare_port, nxs_port, fal_port):
+    for port in (bare_port, nxs_port, billed_port, fal_port):
         wait_ready(f"http://127.0.0.1:{port}/healthz")
     flux = "/fal-ai/flux/dev"
     target = {"BENCH_TARGET": "https://fal.run/fal-ai/flux/dev"}
@@ -111,8 +116,15 @@ def start_all(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> list[Contender
             nxs.pid,
             {"BENCH_KEY": key, **target},
         ),
+        Contender(
+            "nxs-billed", f"http://127.0.0.1:{billed_port}{flux}", billed.pid, {"BENCH_KEY": key}
+        ),
         Contender("fal-proxy", f"http://127.0.0.1:{fal_port}/api/fal/proxy", falp.pid, target),
     ]
+
+
+def serve_nxs(port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return spawn([sys.executable, "-m", "nxs", "serve", "--port", str(port)], 0, log, env)
 
 
 def prepare_nxs(tmp: Path, upstream: str) -> tuple[dict[str, str], str]:
@@ -274,6 +286,10 @@ def ratios(samples: list[Sample]) -> dict[str, float]:
         "nxs_p50_c1_minus_bare_ms": p50_delta("nxs", "bare"),
         "nxs_rps_vs_fal_proxy": paired("nxs", "fal-proxy", "c64", "rps"),
         "nxs_proxy_route_rps_vs_bare": paired("nxs-proxy", "bare", "c64", "rps"),
+        "nxs_billed_rps_vs_nxs": paired("nxs-billed", "nxs", "c64", "rps"),
+        "nxs_billed_cpu_per_request_vs_bare": paired(
+            "nxs-billed", "bare", "c64", "cpu_us_per_request"
+        ),
         "fal_proxy_rps_vs_bare": paired("fal-proxy", "bare", "c64", "rps"),
     }
 
@@ -290,7 +306,7 @@ def print_report(report: dict[str, object]) -> None:
     ratios_ = report["ratios"]
     assert isinstance(ratios_, dict)
     for name, value in ratios_.items():
-        print(f"{name:<32} {value:.3f}")
+        print(f"{name:<36} {value:.3f}")
 
 
 def free_ports(count: int) -> list[int]:

@@ -151,11 +151,17 @@ def test_pool_and_customer_set_up_over_the_api_serve_requests(
     assert submitted.json()["request_id"]
 
 
-def test_cli_audit_entries_show_up_in_the_api(admin_gateway: AdminGateway) -> None:
+def test_audit_record_is_what_the_cli_calls(admin_gateway: AdminGateway) -> None:
     settings = Settings.from_env(admin_gateway.env)
     with Store.open(settings) as store:
-        audit.record(store.database, audit.CLI, "customers.create", "from-cli")
+        audit.record(store.database, audit.CLI, "customers.create", "cli-made")
         with pytest.raises(ValueError, match="secret"):
             audit.record(store.database, audit.CLI, "upstream.add", "x", {"secret": "s"})
-    assert audit_of(admin_gateway, "from-cli") == [("cli", "customers.create")]
+    assert audit_of(admin_gateway, "cli-made") == [("cli", "customers.create")]
     assert audit_of(admin_gateway, "x") == []
+
+
+def test_cli_changes_are_audited_as_cli(admin_gateway: AdminGateway) -> None:
+    done = admin_gateway.nxs("plans", "create", "from-cli", "--prepaid")
+    assert done.returncode == 0, done.stderr
+    assert audit_of(admin_gateway, "from-cli") == [("cli", "plans.create")]

@@ -143,4 +143,18 @@ def test_operator_prices_are_listed(admin_gateway: AdminGateway) -> None:
     assert body | {"source": "operator"} in ok(admin_gateway.admin("GET", "/prices"))
     bad = {"pattern": "fal-ai/x", "unit": "liters", "unit_price": "1"}
     assert field_of(admin_gateway.admin("PUT", "/prices", json=bad)) == [["body", "unit"]]
-    assert actions(admin_gateway, "fal-ai/flux/*") == ["prices.set"]
+    assert actions(admin_gateway, "fal-ai/flux/*") == ["pricing.set"]
+
+
+def test_unknown_endpoint_policy_round_trip(admin_gateway: AdminGateway) -> None:
+    path = "/prices/unknown-endpoints"
+    charged = {"refuse": False, "request_price": "0.005"}
+    assert ok(admin_gateway.admin("PUT", path, json=charged)) == charged
+    assert ok(admin_gateway.admin("GET", path)) == charged
+    refuse = ok(admin_gateway.admin("PUT", path, json={"refuse": True}))
+    assert refuse == {"refuse": True, "request_price": "0"}
+    bad = {"refuse": False, "request_price": "-1"}
+    assert field_of(admin_gateway.admin("PUT", path, json=bad)) == [["body", "request_price"]]
+    assert ok(admin_gateway.admin("GET", path))["refuse"] is True
+    entries = ok(admin_gateway.admin("GET", "/audit", params={"action": "pricing.unknown"}))
+    assert [e["detail"]["policy"] for e in entries] == ["refuse", "request:0.005"]

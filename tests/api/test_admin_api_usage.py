@@ -17,6 +17,7 @@ from tests.api.conftest_admin import FAL_KEY, AdminGateway, eventually
 
 admin_gateway = conftest_admin.admin_gateway  # the fixture these tests use
 ENDPOINT = "fal-ai/flux/dev"
+SCHNELL = "fal-ai/flux/schnell"
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -58,31 +59,49 @@ def test_prepaid_customer_is_refused_until_granted_credit(priced: AdminGateway) 
     ok(priced.admin("POST", "/customers/starter/credits", json={"amount": "1.00"}), 201)
     assert run(priced, key).status_code == 200
     balance = ok(priced.admin("GET", "/customers/starter/balance"))
-    [line] = ok(priced.admin("GET", "/usage", params={"customer": "starter"}))
-    assert (line["customer"], line["requests"], line["settled"]) == ("starter", 1, 1)
-    charged = Decimal(line["cost"])
+    [total] = ok(priced.admin("GET", "/usage", params={"customer": "starter"}))
+    assert (total["group"], total["requests"], total["settled"]) == ("starter", 1, 1)
+    charged = Decimal(total["cost"])
     assert charged > 0 and Decimal(balance["available"]) == Decimal("1.00") - charged
 
 
 def test_usage_by_key_endpoint_and_day_with_csv(priced: AdminGateway) -> None:
     first = new_customer(priced, "reporter")
-    second = str(ok(priced.admin("POST", "/customers/reporter/keys"), 201)["key"])
-    assert eventually(lambda: priced.key_works(second) != 401)
-    for key, endpoint in ((first, ENDPOINT), (first, ENDPOINT), (second, "fal-ai/flux/schnell")):
+    second = ok(priced.admin("POST", "/customers/reporter/keys"), 201)
+    assert eventually(lambda: priced.key_works(second["key"]) != 401)
+    for key, endpoint in ((first, ENDPOINT), (first, ENDPOINT), (second["key"], SCHNELL)):
         assert run(priced, key, endpoint).status_code == 200
-    query = {"customer": "reporter", "group_by": "key,endpoint,day"}
-    lines = ok(priced.admin("GET", "/usage", params=query))
-    today = datetime.now(UTC).date().isoformat()
-    assert sorted((line["endpoint"], line["requests"], line["day"]) for line in lines) == [
-        (ENDPOINT, 2, today),
-        ("fal-ai/flux/schnell", 1, today),
-    ]
-    exported = priced.admin("GET", "/usage.csv", params=query)
+
+    def grouped(by: str) -> list[tuple[str, int]]:
+        query = {"customer": "reporter", "group_by": by}
+        return [
+            (t["group"], t["requests"]) for t in ok(priced.admin("GET", "/usage", params=query))
+        ]
+
+    assert grouped("endpoint") == [(ENDPOINT, 2), (SCHNELL, 1)]
+    assert (second["id"], 1) in grouped("key")
+    assert grouped("day") == [(datetime.now(UTC).date().isoformat(), 3)]
+    exported = priced.admin(
+        "GET", "/usage.csv", params={"customer": "reporter", "group_by": "endpoint"}
+    )
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [(r["endpoint"], r["requests"], r["cost"]) for r in rows] == [
-        (line["endpoint"], str(line["requests"]), line["cost"]) for line in lines
-    ]
+    assert [(r["group"], r["requests"]) for r in rows] == [(ENDPOINT, "2"), (SCHNELL, "1")]
+
+
+def test_billable_requests_are_listed_and_exported(priced: AdminGateway) -> None:
+    key = new_customer(priced, "itemized")
+    assert run(priced, key).status_code == 200
+    [row] = ok(priced.admin("GET", "/usage/requests", params={"customer": "itemized"}))
+    assert (row["customer"], row["endpoint"], row["status"], row["unit"]) == (
+        "itemized",
+        ENDPOINT,
+        "settled",
+        "image",
+    )
+    exported = priced.admin("GET", "/usage/requests.csv", params={"customer": "itemized"})
+    [line] = list(csv.DictReader(io.StringIO(exported.text)))
+    assert (line["id"], line["cost"], line["unit_price"]) == (row["id"], row["cost"], "0.03")
 
 
 def test_usage_filters_and_bad_queries(priced: AdminGateway) -> None:
@@ -91,11 +110,15 @@ def test_usage_filters_and_bad_queries(priced: AdminGateway) -> None:
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     later = {"customer": "filtered", "since": tomorrow}
     assert ok(priced.admin("GET", "/usage", params=later)) == []
-    earlier = {"customer": "filtered", "until": tomorrow, "group_by": ""}
-    [total] = ok(priced.admin("GET", "/usage", params=earlier))
-    assert (total["customer"], total["requests"]) == (None, 1)
+    earlier = {"customer": "filtered", "until": tomorrow}
+    assert [t["requests"] for t in ok(priced.admin("GET", "/usage", params=earlier))] == [1]
     assert priced.admin("GET", "/usage", params={"customer": "ghost"}).status_code == 404
-    for params, field in (({"group_by": "week"}, "group_by"), ({"since": "soon"}, "since")):
-        response = priced.admin("GET", "/usage.csv", params=params)
-        assert response.status_code == 422
+    for path, params, field in (
+        ("/usage.csv", {"group_by": "week"}, "group_by"),
+        ("/usage", {"since": "soon"}, "since"),
+        ("/usage/requests", {"until": "2026-13-01"}, "until"),
+        ("/usage/requests.csv", {"limit": "0"}, "limit"),
+    ):
+        response = priced.admin("GET", path, params=params)
+        assert response.status_code == 422, (path, response.text)
         assert response.json()["detail"][0]["loc"] == ["query", field]

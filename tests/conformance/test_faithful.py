@@ -21,6 +21,7 @@ from tests.conformance.test_py_core import run_client
 from tests.support.servers import RunningServer, free_port, start_nxs
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
+FLUX = "fal-ai/flux/dev"
 SLOW = ["--concurrency", "1", "--time-scale", "3"]
 
 
@@ -131,8 +132,9 @@ def test_direct_run_at_the_limit_is_a_429_not_a_wait(slow_emulator: RunningServe
 
 
 PY_RUN_WHILE_BUSY = """
-blocker = fal_client.submit(FLUX, arguments=ARGS)
-result = fal_client.run(FLUX, arguments=ARGS)  # 429 while the blocker runs: retried
+FAST = "fal-ai/flux/schnell"
+blocker = fal_client.submit(FAST, arguments=ARGS)
+result = fal_client.run(FAST, arguments=ARGS)  # 429 while the blocker runs: retried
 out({"images": len(result["images"]), "blocker": type(blocker.status()).__name__})
 """
 
@@ -142,3 +144,22 @@ def test_py_client_retries_a_direct_run_refused_at_the_limit(
 ) -> None:
     out = run_client(slow_tls_emulator, tls_files["ca"], PY_RUN_WHILE_BUSY, key="py-busy")
     assert out == {"images": 1, "blocker": "Completed"}
+
+
+def test_queue_direct_runs_flag_makes_a_direct_run_wait(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    port = free_port()
+    log = tmp_path_factory.mktemp("queued-runs") / "emulator.log"
+    args = ["emulator", "--port", str(port), "--concurrency", "1", "--queue-direct-runs"]
+    server = start_nxs(args, port=port, log_path=log)
+    try:
+        headers = {"Authorization": "Key waits", "Content-Type": "application/json"}
+        body = json.dumps({"prompt": "a barn", "image_size": "square"}).encode()
+        submit = urllib.request.Request(f"{server.url}/queue.fal.run/{FLUX}", body, headers)
+        urllib.request.urlopen(submit, timeout=10).close()
+        run = urllib.request.Request(f"{server.url}/fal.run/{FLUX}", body, headers)
+        with urllib.request.urlopen(run, timeout=30) as answer:
+            assert answer.status == 200 and json.loads(answer.read())["images"]
+    finally:
+        server.stop()

@@ -189,16 +189,18 @@ def test_rpm_limit_answers_429_with_retry_after(gw: Gateway) -> None:
 
 
 def test_in_flight_limit_holds_a_slot_until_the_request_ends(gw: Gateway) -> None:
-    gw.deployment.nxs("plans", "create", "single", "--max-in-flight", "1")
+    plan = ("plans", "create", "single", "--max-in-flight", "1", "--endpoints", "fal-ai/fast-*")
+    gw.deployment.nxs(*plan)
     customer = gw.customer("single")
     gw.deployment.nxs("subscriptions", "set", customer.name, "single")
+
+    def on_plan() -> bool:  # refused before any slot is taken
+        return gw.request("POST", "/fal-ai/whisper", customer.key, json={}).status_code == 403
+
+    assert eventually(on_plan)
     first = gw.submit(SDXL, customer.key)
-
-    def refused() -> bool:  # the first (queued) request still holds the slot
-        answer = gw.request("POST", f"/queue/{SDXL}", customer.key, json={"prompt": "b"})
-        return answer.status_code == 429 and "Retry-After" in answer.headers
-
-    assert eventually(refused)
+    answer = gw.request("POST", f"/queue/{SDXL}", customer.key, json={"prompt": "b"})
+    assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
     gw.wait_completed(SDXL, first["request_id"], customer.key)
     auth = {"Authorization": f"Key {customer.key}"}
     assert gw.client.get(first["response_url"], headers=auth).status_code == 200

@@ -8,7 +8,10 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -150,3 +153,42 @@ def test_idle_session_closed(
     closed = ws_session(gateway, {"Authorization": f"Key {customer.key}"}, actions)
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1001
     assert "Idle" in closed.extra
+
+
+PY_REALTIME = textwrap.dedent(
+    """
+    import json, fal_client
+    client = fal_client.SyncClient()
+    with client.realtime("fal-ai/fast-lcm-diffusion", use_jwt=False) as connection:
+        connection.send({"prompt": "a paper boat", "seed": 3})
+        result = connection.recv()
+    print(json.dumps({"images": len(result["images"])}))
+    """
+)
+
+
+def test_python_client_realtime_with_key_header_over_tls(
+    make_deployment: Callable[[], Deployment],
+    fresh_gateway: Callable[..., Gateway],
+    tls_files: dict[str, Path],
+) -> None:
+    deployment = make_deployment()
+    deployment.add_upstream("main", GOOD_KEY)
+    gateway = fresh_gateway(deployment, tls=True)
+    customer = gateway.customer("pyrt")
+    env = {
+        **os.environ,
+        "FAL_KEY": customer.key,
+        "FAL_RUN_HOST": f"127.0.0.1:{gateway.server.port}",  # wss://{FAL_RUN_HOST}/…
+        "SSL_CERT_FILE": str(tls_files["ca"]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PY_REALTIME],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"images": 1}

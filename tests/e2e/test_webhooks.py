@@ -5,6 +5,7 @@ that was down gets the delivery after a gateway restart; forged callbacks are re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -216,8 +217,6 @@ def _callback_id(site: RelaySite, request_id: str) -> str:
 
 
 def _forged_headers(request_id: str, body: bytes, timestamp: int) -> dict[str, str]:
-    import hashlib
-
     digest = hashlib.sha256(body).hexdigest()
     message = f"{request_id}\nacct-main\n{timestamp}\n{digest}".encode()
     signature = Ed25519PrivateKey.generate().sign(message).hex()  # not fal's key

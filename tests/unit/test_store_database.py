@@ -65,9 +65,11 @@ def test_migrations_apply_once(tmp_path: Path) -> None:
 def test_a_new_migration_is_applied_on_top(tmp_path: Path) -> None:
     database = SqliteDatabase.open(tmp_path / "nxs.db")
     migrate(database)
-    extra = Migration(len(MIGRATIONS) + 1, "plans", ("CREATE TABLE plans (id TEXT PRIMARY KEY)",))
+    extra = Migration(
+        len(MIGRATIONS) + 1, "widgets", ("CREATE TABLE widgets (id TEXT PRIMARY KEY)",)
+    )
     assert migrate(database, (*MIGRATIONS, extra)) == [extra.version]
-    assert database.fetch_all("SELECT id FROM plans") == []
+    assert database.fetch_all("SELECT id FROM widgets") == []
     database.close()
 
 

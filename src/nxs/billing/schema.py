@@ -77,7 +77,9 @@ BILLING_STATEMENTS: tuple[str, ...] = (
     )""",
     "CREATE INDEX IF NOT EXISTS ledger_customer_time ON ledger (customer_id, created_at)",
     "CREATE INDEX IF NOT EXISTS ledger_key_time ON ledger (api_key_id, created_at)",
-    "CREATE INDEX IF NOT EXISTS ledger_open ON ledger (status, next_check_at)",
+    # partial: runs and closed rows never enter the reconciler's index
+    """CREATE INDEX IF NOT EXISTS ledger_open ON ledger (next_check_at)
+        WHERE status = 'pending'""",
     """CREATE TABLE IF NOT EXISTS idempotency_keys (
         customer_id TEXT NOT NULL,
         key TEXT NOT NULL,

@@ -39,6 +39,11 @@ def add_commands(subparsers: Any) -> None:
         "--max-body-bytes", type=int, default=100 * 1024 * 1024, help="largest request body"
     )
     parser.add_argument("--seed", type=int, help="seed the emulator's randomness")
+    parser.add_argument(
+        "--queue-direct-runs",
+        action="store_true",
+        help="let fal.run requests beyond the concurrency limit wait (fal answers 429)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency_limit=args.concurrency,
         max_body_bytes=args.max_body_bytes,
         seed=args.seed,
+        queue_direct_runs=args.queue_direct_runs,
     )
     context = _ssl_context(args)
     print(banner("https" if context else "http", args.host, args.port), flush=True)

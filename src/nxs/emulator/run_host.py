@@ -87,8 +87,9 @@ def _is_stream(request: web.Request, tail: str) -> bool:
 def check_capacity(request: web.Request, account: Account) -> None:
     """Direct requests do not queue: at the concurrency limit fal answers 429 at once
     (the official clients retry it)."""
-    if request.app[SCHEDULER_KEY].busy(account.account_id):
-        limit = request.app[STATE_KEY].config.concurrency_limit
+    config = request.app[STATE_KEY].config
+    if not config.queue_direct_runs and request.app[SCHEDULER_KEY].busy(account.account_id):
+        limit = config.concurrency_limit
         detail = f"Concurrent requests limit exceeded ({limit}): retry, or use the queue"
         raise RateLimited(detail, headers={"Retry-After": "1"})
 

@@ -25,6 +25,7 @@ class EmulatorConfig:
     max_body_bytes: int = 100 * 1024 * 1024
     webhook_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
     seed: int | None = None  # seeds the flaky keys' coin
+    queue_direct_runs: bool = False  # True: direct runs over the limit wait instead of 429
 
 
 @dataclass(frozen=True)

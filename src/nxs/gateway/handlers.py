@@ -80,12 +80,12 @@ class Handlers:
     async def submit(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """Queue submit: recorded before answering, URLs pointed at the gateway."""
         body = await ex.read_body(self._limit)
+        callback = None
+        if "fal_webhook=" in query:  # relayed when NXS_PUBLIC_URL is set (see webhooks)
+            query, callback = self.s.webhooks.register(grant.customer_id, query)  # 400 first
         ticket = await self.s.meter.admit(ex, grant, route, body)
         if await self.s.meter.replayed(ex, ticket):
             return
-        callback = None
-        if "fal_webhook=" in query:  # relayed when NXS_PUBLIC_URL is set (see webhooks)
-            query, callback = self.s.webhooks.register(grant.customer_id, query)
         url = self.url(QUEUE_HOST, route.endpoint, query) if callback is None else None
         url = url or _url(self._bases[QUEUE_HOST], route.endpoint, query)
         failover = self.s.forwarder.failover(ex, "POST", url, body)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 from aiohttp import ClientResponse
@@ -28,14 +29,20 @@ from nxs.billing.outcomes import REQUEST_ID_HEADER, outcome_of_run, outcome_of_s
 from nxs.billing.plans import CreditMode, Plan, check_access
 from nxs.billing.pricing import Unit
 from nxs.billing.replay import StoredResponse
-from nxs.billing.settle import Outcome, Settlement, Verdict, settle
+from nxs.billing.settle import (
+    BILLABLE_UNITS_HEADER,
+    Outcome,
+    Settlement,
+    Verdict,
+    header_units,
+    settle,
+)
 from nxs.billing.writer import LedgerWriter
 from nxs.gateway import routes
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.forward import SMALL_BODY
 from nxs.gateway.routes import Route
 from nxs.store.database import Database
-from nxs.store.ids import new_id
 from nxs.store.models import KeyGrant
 
 KINDS: Final = {routes.RUN: "run", routes.SUBMIT: "queue"}
@@ -44,6 +51,7 @@ IDEMPOTENCY_HEADER: Final = b"idempotency-key"
 MAX_STORED_BODY: Final = 8 * 1024 * 1024
 PERMIT_MAX_AGE: Final = 3600.0
 MEMORY_LIMIT: Final = 20_000
+LATER: Final = Decimal(-1)  # an estimate not computed yet
 T = TypeVar("T")
 
 
@@ -57,6 +65,7 @@ class Ticket:
     idempotency: tuple[str, str] | None = None  # (customer_id, key)
     replay: StoredResponse | None = None
     written: bool = False  # a `reserved` row exists (credit plans)
+    request_body: bytes | None = None  # kept while the estimate is deferred
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Meter:
     open: dict[str, Entry] = field(default_factory=dict)
     last_status: dict[str, str] = field(default_factory=dict)
     closed: dict[str, None] = field(default_factory=dict)  # recently settled request ids
+    settlements: dict[tuple[object, ...], Settlement] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.writer = LedgerWriter(self.db)
@@ -102,27 +112,35 @@ class Meter:
         endpoint = route.endpoint
         plan, subscription = self.snapshot.plan_of(grant.customer_id)
         check_access(plan, subscription, endpoint, datetime.now(UTC))
-        entry = self._entry(grant, endpoint, kind, plan, body)
+        entry = self._entry(ex.request_id, grant, endpoint, kind, plan, body)
         ticket = Ticket(entry, plan, idempotency=_idempotency(ex, grant))
+        if entry.estimated_units < 0:  # metered run: estimated only if fal bills no units
+            ticket.request_body = body
         if plan.rpm is not None or plan.max_in_flight is not None:
             admitted = self.limiter.try_acquire(plan.limits(grant.customer_id, grant.key_id))
             if not isinstance(admitted, Permit):
                 raise admitted.error()
             ticket.permit = admitted
         try:
-            await self._claim(ticket, fingerprint(ex.method, endpoint, ex.query, body))
+            if ticket.idempotency is not None or plan.requires_credit:
+                await self._claim(ticket, fingerprint(ex.method, endpoint, ex.query, body))
         except BaseException:
             self._release(ticket.permit)
             raise
         return ticket
 
-    def _entry(self, grant: KeyGrant, endpoint: str, kind: str, plan: Plan, body: bytes) -> Entry:
+    def _entry(
+        self, call_id: str, grant: KeyGrant, endpoint: str, kind: str, plan: Plan, body: bytes
+    ) -> Entry:
         rule = self.snapshot.prices.price(endpoint)
-        payload = _json(body) if rule.unit in BODY_UNITS else None
-        units = estimate_units(rule.unit, payload, defaults_for(endpoint))
+        if kind == "run" and not plan.requires_credit and rule.unit in BODY_UNITS:
+            units = LATER  # nothing to reserve: spare the JSON parse (see `Meter.ran`)
+        else:
+            payload = _json(body) if rule.unit in BODY_UNITS else None
+            units = estimate_units(rule.unit, payload, defaults_for(endpoint))
         cost = charge(units, rule.unit_price, plan.multiplier) if plan.requires_credit else None
         return Entry(
-            id=new_id("led"),
+            id=f"led_{call_id}",  # the gateway's own request id: unique, no syscall
             customer_id=grant.customer_id,
             api_key_id=grant.key_id,
             endpoint=endpoint,
@@ -188,9 +206,13 @@ class Meter:
         """A run's answer is known (body None when streamed): settle it before relaying."""
         if ticket is None:
             return
-        parsed = _json(body) if body is not None and ticket.entry.rule.unit in BODY_UNITS else None
+        parsed = None
+        if body is not None and ticket.entry.rule.unit in BODY_UNITS:
+            parsed = None if BILLABLE_UNITS_HEADER in headers else _json(body)
         fal_id = headers.get(REQUEST_ID_HEADER)
-        if fal_id and ticket.entry.request_id is None:
+        if ticket.request_body is not None:
+            ticket.entry = _estimated(ticket.entry, ticket.request_body, headers, fal_id)
+        elif fal_id and ticket.entry.request_id is None:
             ticket.entry = replace(ticket.entry, request_id=fal_id)
         settlement = self.price(ticket.entry, outcome_of_run(status), headers, parsed)
         stored = None
@@ -203,6 +225,8 @@ class Meter:
         """No upstream answered at all (every key failed): refund, free the idempotency key."""
         if ticket is None:
             return
+        if ticket.request_body is not None:
+            ticket.entry = _estimated(ticket.entry, ticket.request_body, {})
         settlement = self.price(ticket.entry, Outcome.UPSTREAM_5XX, {}, None)
         await self._close(ticket, settlement, None)
         self._release(ticket.permit)
@@ -243,8 +267,24 @@ class Meter:
     def price(
         self, entry: Entry, outcome: Outcome, headers: Mapping[str, str], body: object
     ) -> Settlement:
-        """What `outcome` means for `entry` (pure; see `nxs.billing.settle`)."""
-        return settle(
+        """What `outcome` means for `entry` (pure; see `nxs.billing.settle`). Without a body
+        the answer depends on a few values only, so it is memoized (Decimal math is slow).
+        """
+        key = None
+        if body is None:
+            units = headers.get(BILLABLE_UNITS_HEADER)
+            key = (
+                outcome,
+                entry.rule,
+                entry.reserved,
+                entry.estimated_units,
+                entry.multiplier,
+                units,
+            )
+            known = self.settlements.get(key)
+            if known is not None:
+                return known
+        settlement = settle(
             outcome,
             entry.rule,
             reserved=entry.reserved,
@@ -253,6 +293,11 @@ class Meter:
             headers=headers,
             body=body,
         )
+        if key is not None:
+            if len(self.settlements) >= MEMORY_LIMIT:
+                self.settlements.clear()
+            self.settlements[key] = settlement
+        return settlement
 
     async def _close(
         self, ticket: Ticket, settlement: Settlement, stored: StoredResponse | None
@@ -312,6 +357,16 @@ def _json(body: bytes | None) -> Any:
         return json.loads(body) if body else None
     except ValueError:
         return None
+
+
+def _estimated(
+    entry: Entry, body: bytes, headers: Mapping[str, str], fal_id: str | None = None
+) -> Entry:
+    """The deferred estimate: fal's billed units when it says, else read from the input."""
+    units = header_units(headers)
+    if units is None:
+        units = estimate_units(entry.rule.unit, _json(body), defaults_for(entry.endpoint))
+    return replace(entry, estimated_units=units, request_id=entry.request_id or fal_id)
 
 
 def _closed(settlement: Settlement) -> str:

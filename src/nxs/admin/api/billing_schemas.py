@@ -111,16 +111,43 @@ class PriceOut(BaseModel):
     source: Literal["operator", "sync"]
 
 
-class UsageRow(BaseModel):
-    """One group of ledger rows: the group's keys, then its totals."""
+class UnknownPolicy(Strict):
+    """What an endpoint without a price rule costs."""
 
-    customer: str | None = None
-    key_id: str | None = None
-    endpoint: str | None = None
-    day: str | None = None
+    refuse: bool = Field(description="true: such endpoints answer 403 'No price configured'")
+    request_price: Amount = Field(default="0", description="else, USD charged per request")
+
+
+class UsageTotalOut(BaseModel):
+    """Totals of one group of ledger rows."""
+
+    group_by: Literal["customer", "key", "endpoint", "day"]
+    group: str = Field(description="the customer name, key id, endpoint id or UTC date")
     requests: int
     settled: int = Field(description="requests charged")
     refunded: int
-    open: int = Field(description="requests not settled yet (their cost is held)")
-    cost: str = Field(description="charged, USD")
-    held: str = Field(description="reserved by open requests, USD")
+    cost: str = Field(description="charged by settled requests, USD")
+    pending: str = Field(description="held by requests not settled yet, USD")
+
+
+class LedgerRowOut(BaseModel):
+    """One billable request as the ledger holds it."""
+
+    id: str
+    request_id: str | None
+    customer: str
+    key_id: str
+    upstream_key_id: str | None
+    endpoint: str
+    kind: str = Field(description="run or queue")
+    status: str = Field(description="reserved, pending, settled or refunded")
+    unit: str
+    unit_price: str
+    multiplier: str
+    units: str | None
+    units_source: str | None
+    reserved: str = Field(description="held at admission, USD")
+    cost: str | None = Field(description="charged, USD (none while open)")
+    latency_ms: int | None
+    created_at: str
+    settled_at: str | None

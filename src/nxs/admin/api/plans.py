@@ -12,11 +12,18 @@ from decimal import Decimal
 from fastapi import APIRouter
 
 from nxs.admin import audit
-from nxs.admin.api.billing_schemas import PlanCreate, PlanOut, PlanUpdate, PriceOut, PriceSet
+from nxs.admin.api.billing_schemas import (
+    PlanCreate,
+    PlanOut,
+    PlanUpdate,
+    PriceOut,
+    PriceSet,
+    UnknownPolicy,
+)
 from nxs.admin.api.context import StoreDep
 from nxs.billing import catalog
 from nxs.billing.plans import Plan, plan_from_options
-from nxs.billing.pricing import PriceRule, parse_unit_price
+from nxs.billing.pricing import PriceRule, UnknownEndpoints, parse_unit_price
 from nxs.store.store import Store
 
 
@@ -52,8 +59,28 @@ def set_price(body: PriceSet, store: StoreDep) -> PriceOut:
     with store.database.transaction():
         rule = catalog.set_price(store.database, body.pattern, body.unit, price)
         detail: audit.Detail = {"unit": rule.unit.value, "unit_price": str(rule.unit_price)}
-        audit.record(store.database, audit.API, "prices.set", rule.pattern, detail)
+        audit.record(store.database, audit.API, "pricing.set", rule.pattern, detail)
     return price_out(rule, "operator")
+
+
+def get_unknown_policy(store: StoreDep) -> UnknownPolicy:
+    """What endpoints without a price rule do: refused (403), or charged per request."""
+    return policy_out(catalog.unknown_policy(store.database))
+
+
+def set_unknown_policy(body: UnknownPolicy, store: StoreDep) -> UnknownPolicy:
+    """Refuse endpoints without a rule, or charge them `request_price` per request."""
+    if body.refuse:
+        policy = UnknownEndpoints()
+    else:
+        price = parse_unit_price(body.request_price, "request_price")
+        policy = UnknownEndpoints(refuse=False, request_price=price)
+    answer = policy_out(policy)
+    text = "refuse" if policy.refuse else f"request:{answer.request_price}"
+    with store.database.transaction():
+        catalog.set_unknown_policy(store.database, policy)
+        audit.record(store.database, audit.API, "pricing.unknown", None, {"policy": text})
+    return answer
 
 
 def routes() -> APIRouter:
@@ -65,6 +92,8 @@ def routes() -> APIRouter:
     add("/plans/{name}", replace_plan, methods=["PUT"], tags=["plans"])
     add("/prices", list_prices, methods=["GET"], tags=["prices"])
     add("/prices", set_price, methods=["PUT"], tags=["prices"])
+    add("/prices/unknown-endpoints", get_unknown_policy, methods=["GET"], tags=["prices"])
+    add("/prices/unknown-endpoints", set_unknown_policy, methods=["PUT"], tags=["prices"])
     return router
 
 
@@ -87,6 +116,11 @@ def price_out(rule: PriceRule, source: str) -> PriceOut:
         unit_price=_decimal(rule.unit_price),
         source="sync" if source == "sync" else "operator",
     )
+
+
+def policy_out(policy: UnknownEndpoints) -> UnknownPolicy:
+    price = "0" if policy.refuse else _decimal(policy.request_price)
+    return UnknownPolicy(refuse=policy.refuse, request_price=price)
 
 
 def _plan(name: str, body: PlanCreate | PlanUpdate) -> Plan:
