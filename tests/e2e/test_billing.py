@@ -226,3 +226,21 @@ def test_plan_access_inactive_subscription_402_and_disallowed_endpoint_403(gw: G
     assert eventually(expired)
     answer = gw.request("POST", f"/queue/{SDXL}", customer.key, json={})
     assert answer.json()["detail"] == "Subscription not active"
+
+
+def test_run_retried_with_an_idempotency_key_replays_without_a_second_call(gw: Gateway) -> None:
+    customer = gw.customer("runner")
+    headers = {"Idempotency-Key": "run-42"}
+    body = {"prompt": "a quiet harbour"}
+
+    def runs_upstream() -> int:
+        return sum(1 for e in gw.deployment.received(ACCOUNT) if e["path"] == f"/fal.run/{SDXL}")
+
+    before = runs_upstream()
+    first = gw.request("POST", f"/{SDXL}", customer.key, json=body, headers=headers)
+    again = gw.request("POST", f"/{SDXL}", customer.key, json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["x-fal-request-id"] == first.headers["x-fal-request-id"]
+    assert runs_upstream() == before + 1
+    assert len(ledger(gw.deployment, customer)) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 from aiohttp import ClientResponse
@@ -25,13 +25,11 @@ from nxs.billing.outcomes import (
 )
 from nxs.billing.settle import BILLABLE_UNITS_HEADER, Outcome, Verdict
 from nxs.gateway import routes
-from nxs.gateway.forward import UPSTREAM_ERRORS
+from nxs.gateway.forward import SMALL_BODY, UPSTREAM_ERRORS
 from nxs.gateway.metering import BODY_UNITS, Meter
 from nxs.gateway.pool import KeyPool
 from nxs.gateway.routes import app_id
 from nxs.store.database import Database
-
-SMALL_RESULT: Final = 256 * 1024  # the size `Forwarder.relay` reads whole (so can we)
 
 
 def open_entry(meter: Meter, request_id: str) -> Entry | None:
@@ -75,12 +73,7 @@ async def result_seen(meter: Meter, request_id: str, response: ClientResponse) -
     body = None
     needs_body = BILLABLE_UNITS_HEADER not in headers and entry.rule.unit in BODY_UNITS
     length = response.content_length
-    if (
-        outcome is Outcome.COMPLETED
-        and needs_body
-        and length is not None
-        and length <= SMALL_RESULT
-    ):
+    if outcome is Outcome.COMPLETED and needs_body and length is not None and length <= SMALL_BODY:
         body = _json(await response.read())
     await finish(meter, entry, outcome, headers, body)
 

@@ -48,7 +48,6 @@ from nxs.store.models import KeyGrant
 KINDS: Final = {routes.RUN: "run", routes.SUBMIT: "queue"}
 BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
 IDEMPOTENCY_HEADER: Final = b"idempotency-key"
-MAX_STORED_BODY: Final = 8 * 1024 * 1024
 PERMIT_MAX_AGE: Final = 3600.0
 MEMORY_LIMIT: Final = 20_000
 LATER: Final = Decimal(-1)  # an estimate not computed yet
