@@ -10,24 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from fnmatch import fnmatchcase
-from types import MappingProxyType
 
 from nxs.billing.money import Money, charge
 from nxs.billing.pricing import PriceRule, Unit
+from nxs.falspec import IMAGE_SIZES
 
 PIXELS_PER_MEGAPIXEL = 1_000_000
 _HUNDREDTH = Decimal("0.01")
 
-IMAGE_SIZES: Mapping[str, tuple[int, int]] = MappingProxyType(
-    {
-        "square_hd": (1024, 1024),
-        "square": (512, 512),
-        "portrait_4_3": (768, 1024),
-        "portrait_16_9": (576, 1024),
-        "landscape_4_3": (1024, 768),
-        "landscape_16_9": (1024, 576),
-    }
-)
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nxs.errors import ValidationFailed
+from nxs.falspec import IMAGE_SIZES
 
-IMAGE_SIZES = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
 MAX_SIDE = 4096
 MISSING = object()
 
