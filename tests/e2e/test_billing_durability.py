@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from tests.e2e.conftest import Customer, Deployment, Gateway
+from tests.e2e.conftest import Customer, Deployment, Gateway, eventually
 
 SDXL = "fal-ai/fast-sdxl"
 
@@ -40,6 +40,7 @@ def test_sigkill_under_load_loses_no_answered_request(
     make_deployment: Callable[[], Deployment], fresh_gateway: Callable[..., Gateway]
 ) -> None:
     deployment = make_deployment()
+    deployment.env["NXS_RECONCILE_AFTER_SECONDS"] = "0.5"
     for n in range(4):  # the emulator runs 2 requests at a time per account
         deployment.add_upstream(f"key{n}", f"acct-durable{n}:secret-durable-000{n}")
     deployment.nxs("pricing", "set", SDXL, "image", "0.01")
@@ -62,3 +63,9 @@ def test_sigkill_under_load_loses_no_answered_request(
     rows = json.loads(deployment.nxs("usage", "--json"))
     recorded = {row["request_id"] for row in rows}
     assert answered <= recorded
+
+    def reconciled() -> bool:  # the restarted gateway settles the unfetched submits
+        rows = json.loads(deployment.nxs("usage", "--json"))
+        return all(r["status"] == "settled" for r in rows if r["request_id"] in answered)
+
+    assert eventually(reconciled, 30)

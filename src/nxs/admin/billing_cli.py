@@ -153,7 +153,9 @@ def _set_subscription(store: Store, args: argparse.Namespace) -> int:
         catalog.set_subscription(store.database, customer.id, args.plan, until, status)
         detail = {"plan": args.plan, "status": status.value, "until": args.until}
         audit.record(store.database, audit.CLI, "subscriptions.set", customer.name, detail)
-    ends = f" until {timestamp(until.timestamp())}" if until else ""
+    ends = f" through {args.until.strip()}" if until else ""
+    if until and len(args.until.strip()) != 10:
+        ends = f" until {timestamp(until.timestamp())}"
     print(f"Customer '{customer.name}' is on plan '{args.plan}' ({status.value}{ends}).")
     return 0
 

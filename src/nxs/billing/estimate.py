@@ -19,7 +19,6 @@ PIXELS_PER_MEGAPIXEL = 1_000_000
 _HUNDREDTH = Decimal("0.01")
 
 
-
 @dataclass(frozen=True)
 class ModelDefaults:
     """What a model family assumes when the input does not say."""

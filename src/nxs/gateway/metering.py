@@ -8,20 +8,19 @@ they are released; a metered request costs exactly one ledger insert.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from aiohttp import ClientResponse
 
 from nxs.billing import ledger, replay
 from nxs.billing.catalog import BillingSnapshot, load_snapshot
 from nxs.billing.estimate import defaults_for, estimate_units
-from nxs.billing.idempotency import fingerprint, validate_key
+from nxs.billing.idempotency import fingerprint
 from nxs.billing.ledger import Entry
 from nxs.billing.limits import InProcessLimiter, Permit
 from nxs.billing.money import Money, charge
@@ -33,38 +32,23 @@ from nxs.billing.settle import (
     BILLABLE_UNITS_HEADER,
     Outcome,
     Settlement,
-    Verdict,
-    header_units,
     settle,
 )
 from nxs.billing.writer import LedgerWriter
-from nxs.gateway import routes
+from nxs.gateway import routes, tickets
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.forward import SMALL_BODY
 from nxs.gateway.routes import Route
+from nxs.gateway.tickets import Ticket
 from nxs.store.database import Database
 from nxs.store.models import KeyGrant
 
 KINDS: Final = {routes.RUN: "run", routes.SUBMIT: "queue"}
 BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
-IDEMPOTENCY_HEADER: Final = b"idempotency-key"
 PERMIT_MAX_AGE: Final = 3600.0
 MEMORY_LIMIT: Final = 20_000
 LATER: Final = Decimal(-1)  # an estimate not computed yet
 T = TypeVar("T")
-
-
-@dataclass
-class Ticket:
-    """One admitted request: its open ledger entry, plan, permit and idempotency claim."""
-
-    entry: Entry
-    plan: Plan
-    permit: Permit | None = None
-    idempotency: tuple[str, str] | None = None  # (customer_id, key)
-    replay: StoredResponse | None = None
-    written: bool = False  # a `reserved` row exists (credit plans)
-    request_body: bytes | None = None  # kept while the estimate is deferred
 
 
 @dataclass
@@ -112,7 +96,7 @@ class Meter:
         plan, subscription = self.snapshot.plan_of(grant.customer_id)
         check_access(plan, subscription, endpoint, datetime.now(UTC))
         entry = self._entry(ex.request_id, grant, endpoint, kind, plan, body)
-        ticket = Ticket(entry, plan, idempotency=_idempotency(ex, grant))
+        ticket = Ticket(entry, plan, idempotency=tickets.idempotency(ex, grant))
         if entry.estimated_units < 0:  # metered run: estimated only if fal bills no units
             ticket.request_body = body
         if plan.rpm is not None or plan.max_in_flight is not None:
@@ -135,7 +119,7 @@ class Meter:
         if kind == "run" and not plan.requires_credit and rule.unit in BODY_UNITS:
             units = LATER  # nothing to reserve: spare the JSON parse (see `Meter.ran`)
         else:
-            payload = _json(body) if rule.unit in BODY_UNITS else None
+            payload = tickets.json_body(body) if rule.unit in BODY_UNITS else None
             units = estimate_units(rule.unit, payload, defaults_for(endpoint))
         cost = charge(units, rule.unit_price, plan.multiplier) if plan.requires_credit else None
         return Entry(
@@ -207,16 +191,16 @@ class Meter:
             return
         parsed = None
         if body is not None and ticket.entry.rule.unit in BODY_UNITS:
-            parsed = None if BILLABLE_UNITS_HEADER in headers else _json(body)
+            parsed = None if BILLABLE_UNITS_HEADER in headers else tickets.json_body(body)
         fal_id = headers.get(REQUEST_ID_HEADER)
         if ticket.request_body is not None:
-            ticket.entry = _estimated(ticket.entry, ticket.request_body, headers, fal_id)
+            ticket.entry = tickets.estimated(ticket.entry, ticket.request_body, headers, fal_id)
         elif fal_id and ticket.entry.request_id is None:
             ticket.entry = replace(ticket.entry, request_id=fal_id)
         settlement = self.price(ticket.entry, outcome_of_run(status), headers, parsed)
         stored = None
         if ticket.idempotency is not None and body is not None and status < 500:
-            stored = StoredResponse(status, _stored_headers(headers), body)
+            stored = StoredResponse(status, tickets.stored_headers(headers), body)
         await self._close(ticket, settlement, stored)
         self._release(ticket.permit)
 
@@ -225,7 +209,7 @@ class Meter:
         if ticket is None:
             return
         if ticket.request_body is not None:
-            ticket.entry = _estimated(ticket.entry, ticket.request_body, {})
+            ticket.entry = tickets.estimated(ticket.entry, ticket.request_body, {})
         settlement = self.price(ticket.entry, Outcome.UPSTREAM_5XX, {}, None)
         await self._close(ticket, settlement, None)
         self._release(ticket.permit)
@@ -237,7 +221,7 @@ class Meter:
         if ticket is None:
             return
         response = StoredResponse(status, list(headers), payload)
-        found = _json(payload) if status < 300 else None
+        found = tickets.json_body(payload) if status < 300 else None
         request_id = found.get("request_id") if isinstance(found, dict) else None
         if not isinstance(request_id, str):
             request_id = None
@@ -255,7 +239,7 @@ class Meter:
             if written:
                 opened = ledger.attach(db, entry, request_id, upstream_id, check_at)
             else:
-                opened = _with_request(entry, request_id, upstream_id)
+                opened = tickets.with_request(entry, request_id, upstream_id)
                 ledger.insert(db, opened, "pending", next_check_at=check_at)
             if idem is not None:
                 replay.complete(db, *idem, response, opened.id)
@@ -307,7 +291,7 @@ class Meter:
             if written:
                 ledger.settle(db, entry, settlement)
             else:
-                ledger.insert(db, entry, _closed(settlement), settlement)
+                ledger.insert(db, entry, tickets.closed(settlement), settlement)
             if idem is not None and stored is not None:
                 replay.complete(db, *idem, stored, entry.id)
             elif idem is not None:
@@ -342,40 +326,3 @@ class Meter:
         limit = time.monotonic() - PERMIT_MAX_AGE
         for request_id in [rid for rid, (_, at) in self.permits.items() if at < limit]:
             self.release_request(request_id)
-
-
-def _idempotency(ex: Exchange, grant: KeyGrant) -> tuple[str, str] | None:
-    for name, value in ex.scope["headers"]:
-        if name == IDEMPOTENCY_HEADER:
-            return grant.customer_id, validate_key(value.decode("latin-1"))
-    return None
-
-
-def _json(body: bytes | None) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
-
-
-def _estimated(
-    entry: Entry, body: bytes, headers: Mapping[str, str], fal_id: str | None = None
-) -> Entry:
-    """The deferred estimate: fal's billed units when it says, else read from the input."""
-    units = header_units(headers)
-    if units is None:
-        units = estimate_units(entry.rule.unit, _json(body), defaults_for(entry.endpoint))
-    return replace(entry, estimated_units=units, request_id=entry.request_id or fal_id)
-
-
-def _closed(settlement: Settlement) -> str:
-    return "refunded" if settlement.verdict is Verdict.REFUND else "settled"
-
-
-def _with_request(entry: Entry, request_id: str, upstream_id: str) -> Entry:
-    return replace(entry, request_id=request_id, upstream_key_id=upstream_id)
-
-
-def _stored_headers(headers: Mapping[str, str]) -> Headers:
-    keep = ("content-type", "x-fal-request-id", "x-fal-billable-units")
-    return [(k.encode(), headers[k].encode()) for k in keep if k in headers]

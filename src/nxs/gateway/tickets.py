@@ -1,0 +1,72 @@
+"""A metered request's ticket, and the small pure helpers metering uses on the hot path:
+the Idempotency-Key header, JSON bodies, deferred estimates, stored answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from nxs.billing.estimate import defaults_for, estimate_units
+from nxs.billing.idempotency import validate_key
+from nxs.billing.ledger import Entry
+from nxs.billing.limits import Permit
+from nxs.billing.plans import Plan
+from nxs.billing.replay import StoredResponse
+from nxs.billing.settle import Settlement, Verdict, header_units
+from nxs.gateway.exchange import Exchange, Headers
+from nxs.store.models import KeyGrant
+
+IDEMPOTENCY_HEADER: Final = b"idempotency-key"
+
+
+@dataclass
+class Ticket:
+    """One admitted request: its open ledger entry, plan, permit and idempotency claim."""
+
+    entry: Entry
+    plan: Plan
+    permit: Permit | None = None
+    idempotency: tuple[str, str] | None = None  # (customer_id, key)
+    replay: StoredResponse | None = None
+    written: bool = False  # a `reserved` row exists (credit plans)
+    request_body: bytes | None = None  # kept while the estimate is deferred
+
+
+def idempotency(ex: Exchange, grant: KeyGrant) -> tuple[str, str] | None:
+    for name, value in ex.scope["headers"]:
+        if name == IDEMPOTENCY_HEADER:
+            return grant.customer_id, validate_key(value.decode("latin-1"))
+    return None
+
+
+def json_body(body: bytes | None) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def estimated(
+    entry: Entry, body: bytes, headers: Mapping[str, str], fal_id: str | None = None
+) -> Entry:
+    """The deferred estimate: fal's billed units when it says, else read from the input."""
+    units = header_units(headers)
+    if units is None:
+        units = estimate_units(entry.rule.unit, json_body(body), defaults_for(entry.endpoint))
+    return replace(entry, estimated_units=units, request_id=entry.request_id or fal_id)
+
+
+def closed(settlement: Settlement) -> str:
+    return "refunded" if settlement.verdict is Verdict.REFUND else "settled"
+
+
+def with_request(entry: Entry, request_id: str, upstream_id: str) -> Entry:
+    return replace(entry, request_id=request_id, upstream_key_id=upstream_id)
+
+
+def stored_headers(headers: Mapping[str, str]) -> Headers:
+    keep = ("content-type", "x-fal-request-id", "x-fal-billable-units")
+    return [(k.encode(), headers[k].encode()) for k in keep if k in headers]
