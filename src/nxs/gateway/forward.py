@@ -165,9 +165,12 @@ class Forwarder:
         watcher = asyncio.ensure_future(_close_on_disconnect(ex, response))
         try:
             await _stream(ex, response, events)
-        except UPSTREAM_ERRORS:
+        except UPSTREAM_ERRORS as exc:
             if not watcher.done():
                 raise  # the upstream broke off: the client sees a truncated body
+            # The client left. aiohttp keeps this error on the closed response: without its
+            # traceback it no longer pins the relay's frames (and their last chunk).
+            exc.__traceback__ = None
         finally:
             watcher.cancel()
 
