@@ -165,3 +165,32 @@ def test_cli_changes_are_audited_as_cli(admin_gateway: AdminGateway) -> None:
     done = admin_gateway.nxs("plans", "create", "from-cli", "--prepaid")
     assert done.returncode == 0, done.stderr
     assert audit_of(admin_gateway, "from-cli") == [("cli", "plans.create")]
+
+
+def test_cli_customer_key_and_pool_changes_are_audited_without_secrets(
+    admin_gateway: AdminGateway,
+) -> None:
+    for args, stdin in (
+        (("customers", "create", "audited"), None),
+        (("customers", "suspend", "audited"), None),
+        (("upstream", "add", "audited-pool", "--weight", "3"), "audit-secret-value:xyz\n"),
+        (("upstream", "remove", "audited-pool"), None),
+    ):
+        done = admin_gateway.nxs(*args, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+    assert audit_of(admin_gateway, "audited") == [
+        ("cli", "customers.create"),
+        ("cli", "customers.suspend"),
+    ]
+    assert audit_of(admin_gateway, "audited-pool") == [
+        ("cli", "upstream.add"),
+        ("cli", "upstream.remove"),
+    ]
+    everything = admin_gateway.admin("GET", "/audit", params={"limit": 1000})
+    assert "audit-secret-value" not in everything.text
+
+
+def test_a_refused_cli_change_leaves_no_audit_entry(admin_gateway: AdminGateway) -> None:
+    assert admin_gateway.nxs("customers", "create", "twice").returncode == 0
+    assert admin_gateway.nxs("customers", "create", "twice").returncode == 2
+    assert audit_of(admin_gateway, "twice") == [("cli", "customers.create")]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from nxs.admin import billing_cli
+from nxs.admin import audit, billing_cli
 from nxs.admin.output import customer_record, key_record, render, upstream_record
 from nxs.config import Settings
 from nxs.errors import BadRequest, NxsError
@@ -82,8 +83,19 @@ def _add_customer_commands(subparsers: Subparsers) -> None:
     _add_json_flag(_leaf(group, "list", "list customers", _list_customers))
 
 
+@contextmanager
+def _audited(
+    store: Store, action: str, target: str, detail: audit.Detail | None = None
+) -> Iterator[None]:
+    """One transaction for a change and its audit entry: both land or neither does."""
+    with store.database.transaction():
+        yield
+        audit.record(store.database, audit.CLI, action, target, detail)
+
+
 def _create_customer(store: Store, args: argparse.Namespace) -> int:
-    customer = store.create_customer(args.name)
+    with _audited(store, "customers.create", args.name):
+        customer = store.create_customer(args.name)
     print(f"Created customer '{customer.name}' ({customer.id}).")
     return 0
 
@@ -98,7 +110,9 @@ def _resume(store: Store, args: argparse.Namespace) -> int:
 
 def _set_status(store: Store, name: str, status: CustomerStatus) -> int:
     before = store.get_customer(name)
-    store.set_customer_status(name, status)
+    action = "customers.suspend" if status == "suspended" else "customers.resume"
+    with _audited(store, action, name):
+        store.set_customer_status(name, status)
     if before.status == status:
         print(f"Customer '{name}' is already {status}.")
     else:
@@ -126,7 +140,8 @@ def _add_key_commands(subparsers: Subparsers) -> None:
 
 
 def _create_key(store: Store, args: argparse.Namespace) -> int:
-    record, plaintext = store.create_key(args.customer)
+    with _audited(store, "keys.create", args.customer):
+        record, plaintext = store.create_key(args.customer)
     print(f"Created key {record.id} for customer '{record.customer_name}'.")
     if store.get_customer(args.customer).status != "active":
         print("The customer is suspended: the key answers 402 until `nxs customers resume`.")
@@ -143,7 +158,8 @@ def _list_keys(store: Store, args: argparse.Namespace) -> int:
 
 def _revoke_key(store: Store, args: argparse.Namespace) -> int:
     before = store.get_key(args.key_id)
-    key = store.revoke_key(args.key_id)
+    with _audited(store, "keys.revoke", args.key_id):
+        key = store.revoke_key(args.key_id)
     if before.revoked_at is not None:
         print(f"Key {key.id} of customer '{key.customer_name}' was already revoked.")
     else:
@@ -166,7 +182,9 @@ def _add_upstream_commands(subparsers: Subparsers) -> None:
 
 
 def _add_upstream(store: Store, args: argparse.Namespace) -> int:
-    key = store.add_upstream(args.name, _read_secret(), args.weight)
+    secret = _read_secret()
+    with _audited(store, "upstream.add", args.name, {"weight": args.weight}):
+        key = store.add_upstream(args.name, secret, args.weight)
     print(f"Added upstream key '{key.name}' ({key.id}, {key.masked}, weight {key.weight}).")
     return 0
 
@@ -190,14 +208,16 @@ def _list_upstream(store: Store, args: argparse.Namespace) -> int:
 
 
 def _remove_upstream(store: Store, args: argparse.Namespace) -> int:
-    key = store.remove_upstream(args.name)
+    with _audited(store, "upstream.remove", args.name):
+        key = store.remove_upstream(args.name)
     print(f"Removed upstream key '{key.name}' ({key.id}, {key.masked}).")
     return 0
 
 
 def _enable_upstream(store: Store, args: argparse.Namespace) -> int:
     before = store.get_upstream(args.name)
-    key = store.enable_upstream(args.name)
+    with _audited(store, "upstream.enable", args.name):
+        key = store.enable_upstream(args.name)
     if before.state != "active":
         print(f"Enabled upstream key '{key.name}' (was {before.state}).")
     else:
