@@ -144,10 +144,12 @@ def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """The e2e emulator: time-scaled so queued requests complete in a blink."""
+    """The e2e emulator: time-scaled so queued requests complete in a blink, and with
+    room for 8 requests per account, so a direct run is never refused with fal's
+    concurrency 429 because an earlier test's queued jobs still hold the account."""
     port = free_port()
     log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
-    args = ["emulator", "--port", str(port), "--time-scale", TIME_SCALE]
+    args = ["emulator", "--port", str(port), "--time-scale", TIME_SCALE, "--concurrency", "8"]
     server = start_quietly(args, port=port, log_path=log)
     yield server
     server.stop()

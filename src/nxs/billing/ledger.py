@@ -84,6 +84,14 @@ def _renew_allowance(db: Database, customer_id: str, monthly: Money, period: str
     )
 
 
+INSERT = (
+    "INSERT INTO ledger (id, request_id, customer_id, api_key_id, upstream_key_id, endpoint,"
+    " kind, status, unit, unit_price, multiplier, estimated_units, reserved_micros, units,"
+    " units_source, cost_micros, latency_ms, created_at, settled_at, next_check_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def insert(
     db: Database,
     entry: Entry,
@@ -92,37 +100,49 @@ def insert(
     next_check_at: float | None = None,
 ) -> None:
     """Insert the row; with a settlement it is born settled or refunded (metered plans)."""
-    units = source = cost = settled_at = None
+    db.execute(INSERT, row(entry, status, settlement, next_check_at))
+
+
+def row(
+    entry: Entry,
+    status: str,
+    settlement: Settlement | None = None,
+    next_check_at: float | None = None,
+    *,
+    estimated_units: Decimal | None = None,
+    request_id: str | None = None,
+) -> tuple[object, ...]:
+    """The `INSERT` parameters of `entry` (estimate and request id overridable, so the hot
+    path need not copy the entry to fill them in).
+    """
+    units = source = cost = settled_at = latency = None
     if settlement is not None:
         units, source = str(settlement.units), settlement.source.value
         cost, settled_at = settlement.cost.micros, now()
-    db.execute(
-        "INSERT INTO ledger (id, request_id, customer_id, api_key_id, upstream_key_id, endpoint,"
-        " kind, status, unit, unit_price, multiplier, estimated_units, reserved_micros, units,"
-        " units_source, cost_micros, latency_ms, created_at, settled_at, next_check_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.id,
-            entry.request_id,
-            entry.customer_id,
-            entry.api_key_id,
-            entry.upstream_key_id,
-            entry.endpoint,
-            entry.kind,
-            status,
-            entry.rule.unit.value,
-            str(entry.rule.unit_price),
-            str(entry.multiplier),
-            str(entry.estimated_units),
-            entry.reserved.micros,
-            units,
-            source,
-            cost,
-            _latency(entry) if settlement is not None else None,
-            entry.created_at,
-            settled_at,
-            next_check_at,
-        ),
+        latency = max(0, round((settled_at - entry.created_at) * 1000))
+    estimate = entry.estimated_units if estimated_units is None else estimated_units
+    rule = entry.rule
+    return (
+        entry.id,
+        entry.request_id or request_id,
+        entry.customer_id,
+        entry.api_key_id,
+        entry.upstream_key_id,
+        entry.endpoint,
+        entry.kind,
+        status,
+        rule.unit.value,
+        str(rule.unit_price),
+        str(entry.multiplier),
+        str(estimate),
+        entry.reserved.micros,
+        units,
+        source,
+        cost,
+        latency,
+        entry.created_at,
+        settled_at,
+        next_check_at,
     )
 
 

@@ -1,10 +1,11 @@
-"""Group commit: one writer task per process runs queued ledger writes in one transaction.
+"""Group commit: one writer per process runs queued ledger writes in one transaction.
 
-Callers `await writer.run(operation)`; the writer takes everything queued (up to
-`MAX_BATCH`), runs it inside one `BEGIN IMMEDIATE … COMMIT` on the event loop (a WAL
-commit without fsync is cheaper than a thread hop), and resolves the futures only after the
-commit: an answer released after `await run(…)` is durable (WAL survives SIGKILL). An
-operation that raises (e.g. InsufficientCredit) is undone alone and its caller gets it.
+Callers `await writer.run(operation)` or `await writer.execute(sql, params)`; the writer
+takes everything queued (up to `MAX_BATCH` of each), runs it inside one `BEGIN IMMEDIATE …
+COMMIT` on the event loop (plain statements grouped into one `executemany` per SQL text; a
+WAL commit without fsync is cheaper than a thread hop), and resolves the futures only after
+the commit: an answer released after the await is durable (WAL survives SIGKILL). A write
+that raises (e.g. InsufficientCredit) is undone alone and its caller gets the error.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from nxs.store.database import Database
+from nxs.store.database import Database, Params
 
 LOG = logging.getLogger("nxs.billing")
 MAX_BATCH: Final = 200
 T = TypeVar("T")
 Operation = Callable[[Database], Any]
 Item = tuple[Operation, "asyncio.Future[Any]"]
+Statement = tuple[str, Params, "asyncio.Future[None]"]
 
 
 class LedgerWriter:
@@ -33,6 +35,7 @@ class LedgerWriter:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._pending: list[Item] = []
+        self._statements: list[Statement] = []
         self._scheduled = False
 
     def start(self) -> None:
@@ -40,7 +43,7 @@ class LedgerWriter:
 
     async def stop(self) -> None:
         """Commit what is still queued."""
-        if self._pending:
+        if self._pending or self._statements:
             self._flush()
 
     async def run(self, operation: Callable[[Database], T]) -> T:
@@ -48,21 +51,42 @@ class LedgerWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((operation, future))
+        self._schedule(loop)
+        return await future
+
+    async def execute(self, sql: str, params: Params) -> None:
+        """Run one statement in the next batch (with others of the same SQL in one
+        `executemany`); returns once committed. The cheap path for a ledger insert.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._statements.append((sql, params, future))
+        self._schedule(loop)
+        await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await future
 
     def _flush(self) -> None:
         self._scheduled = False
-        while self._pending:
+        import sys, time
+        st = self.__dict__.setdefault("_st", [0, 0, time.time()])
+        st[0] += 1; st[1] += len(self._pending) + len(self._statements)
+        if time.time() - st[2] > 3:
+            print("batches", st[0], "avg", st[1] / st[0], file=sys.stderr, flush=True); st[:] = [0, 0, time.time()]
+        while self._pending or self._statements:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            statements = self._statements[:MAX_BATCH]
+            self._statements = self._statements[MAX_BATCH:]
+            futures = [future for _, future in batch] + [item[2] for item in statements]
             try:
-                outcomes = self._commit(batch)
+                outcomes = self._commit(batch, statements)
             except Exception as exc:  # the commit itself failed: every caller learns it
-                LOG.exception("ledger batch of %d failed", len(batch))
-                outcomes = [(False, exc)] * len(batch)
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                LOG.exception("ledger batch of %d failed", len(futures))
+                outcomes = [(False, exc)] * len(futures)
+            for future, (ok, value) in zip(futures, outcomes, strict=True):
                 if future.done():
                     continue
                 if ok:
@@ -70,15 +94,21 @@ class LedgerWriter:
                 else:
                     future.set_exception(value)
 
-    def _commit(self, batch: list[Item]) -> list[tuple[bool, Any]]:
-        """Run the batch in one transaction; if an operation fails, redo the batch with a
-        savepoint per operation so only the failed one is undone (failures are rare).
+    def _commit(self, batch: list[Item], statements: list[Statement]) -> list[tuple[bool, Any]]:
+        """Run the batch in one transaction (operations first, then the statements grouped
+        by SQL); if anything fails, redo the batch with a savepoint per item so only the
+        failed one is undone (failures are rare).
         """
+        db = self._db
         try:
-            with self._db.transaction():
-                return [(True, operation(self._db)) for operation, _ in batch]
+            with db.transaction():
+                outcomes = [(True, operation(db)) for operation, _ in batch]
+                for sql, rows in _grouped(statements).items():
+                    db.execute_many(sql, rows)
         except Exception:
-            return self._commit_isolated(batch)
+            singles = [(_statement(sql, params), future) for sql, params, future in statements]
+            return self._commit_isolated(batch + singles)
+        return outcomes + [(True, None)] * len(statements)
 
     def _commit_isolated(self, batch: list[Item]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
@@ -93,3 +123,19 @@ class LedgerWriter:
                     outcomes.append((False, exc))
                 db.execute("RELEASE SAVEPOINT op")
         return outcomes
+
+
+def _statement(sql: str, params: Params) -> Operation:
+    """One queued statement as an operation (used only when a batch must be isolated)."""
+
+    def operation(db: Database) -> None:
+        db.execute(sql, params)
+
+    return operation
+
+
+def _grouped(statements: list[Statement]) -> dict[str, list[Params]]:
+    grouped: dict[str, list[Params]] = {}
+    for sql, params, _ in statements:
+        grouped.setdefault(sql, []).append(params)
+    return grouped

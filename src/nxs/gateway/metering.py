@@ -189,15 +189,29 @@ class Meter:
         """A run's answer is known (body None when streamed): settle it before relaying."""
         if ticket is None:
             return
+        entry = ticket.entry
         parsed = None
-        if body is not None and ticket.entry.rule.unit in BODY_UNITS:
+        if body is not None and entry.rule.unit in BODY_UNITS:
             parsed = None if BILLABLE_UNITS_HEADER in headers else tickets.json_body(body)
         fal_id = headers.get(REQUEST_ID_HEADER)
+        units = entry.estimated_units
         if ticket.request_body is not None:
-            ticket.entry = tickets.estimated(ticket.entry, ticket.request_body, headers, fal_id)
-        elif fal_id and ticket.entry.request_id is None:
-            ticket.entry = replace(ticket.entry, request_id=fal_id)
-        settlement = self.price(ticket.entry, outcome_of_run(status), headers, parsed)
+            units = tickets.deferred_units(entry, ticket.request_body, headers)
+        settlement = self.price(entry, outcome_of_run(status), headers, parsed, units)
+        if not ticket.written and ticket.idempotency is None:  # the common metered run
+            row = ledger.row(
+                entry,
+                tickets.closed(settlement),
+                settlement,
+                estimated_units=units,
+                request_id=fal_id,
+            )
+            try:
+                await self.writer.execute(ledger.INSERT, row)
+            finally:
+                self._release(ticket.permit)
+            return
+        ticket.entry = replace(entry, estimated_units=units, request_id=entry.request_id or fal_id)
         stored = None
         if ticket.idempotency is not None and body is not None and status < 500:
             stored = StoredResponse(status, tickets.stored_headers(headers), body)
@@ -209,7 +223,8 @@ class Meter:
         if ticket is None:
             return
         if ticket.request_body is not None:
-            ticket.entry = tickets.estimated(ticket.entry, ticket.request_body, {})
+            units = tickets.deferred_units(ticket.entry, ticket.request_body, {})
+            ticket.entry = replace(ticket.entry, estimated_units=units)
         settlement = self.price(ticket.entry, Outcome.UPSTREAM_5XX, {}, None)
         await self._close(ticket, settlement, None)
         self._release(ticket.permit)
@@ -248,11 +263,19 @@ class Meter:
         self._remember(request_id, await self.writer.run(operation), ticket.permit)
 
     def price(
-        self, entry: Entry, outcome: Outcome, headers: Mapping[str, str], body: object
+        self,
+        entry: Entry,
+        outcome: Outcome,
+        headers: Mapping[str, str],
+        body: object,
+        estimated: Decimal | None = None,
     ) -> Settlement:
-        """What `outcome` means for `entry` (pure; see `nxs.billing.settle`). Without a body
-        the answer depends on a few values only, so it is memoized (Decimal math is slow).
+        """What `outcome` means for `entry` (pure; see `nxs.billing.settle`), `estimated`
+        standing in for the entry's estimate when given. Without a body the answer depends
+        on a few values only, so it is memoized (Decimal math is slow).
         """
+        if estimated is None:
+            estimated = entry.estimated_units
         key = None
         if body is None:
             units = headers.get(BILLABLE_UNITS_HEADER)
@@ -260,7 +283,7 @@ class Meter:
                 outcome,
                 entry.rule,
                 entry.reserved,
-                entry.estimated_units,
+                estimated,
                 entry.multiplier,
                 units,
             )
@@ -271,7 +294,7 @@ class Meter:
             outcome,
             entry.rule,
             reserved=entry.reserved,
-            estimated_units=entry.estimated_units,
+            estimated_units=estimated,
             multiplier=entry.multiplier,
             headers=headers,
             body=body,

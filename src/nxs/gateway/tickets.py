@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, Final
 
 from nxs.billing.estimate import defaults_for, estimate_units
@@ -49,14 +50,12 @@ def json_body(body: bytes | None) -> Any:
         return None
 
 
-def estimated(
-    entry: Entry, body: bytes, headers: Mapping[str, str], fal_id: str | None = None
-) -> Entry:
+def deferred_units(entry: Entry, body: bytes, headers: Mapping[str, str]) -> Decimal:
     """The deferred estimate: fal's billed units when it says, else read from the input."""
     units = header_units(headers)
     if units is None:
         units = estimate_units(entry.rule.unit, json_body(body), defaults_for(entry.endpoint))
-    return replace(entry, estimated_units=units, request_id=entry.request_id or fal_id)
+    return units
 
 
 def closed(settlement: Settlement) -> str:

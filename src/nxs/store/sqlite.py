@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,10 @@ class SqliteDatabase:
     def execute(self, sql: str, params: Params = ()) -> int:
         with self._lock, self._errors():
             return self._connection.execute(sql, tuple(params)).rowcount
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        with self._lock, self._errors():
+            self._connection.executemany(sql, rows)
 
     def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         with self._lock, self._errors():
