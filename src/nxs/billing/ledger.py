@@ -9,6 +9,7 @@ Metered plans hold nothing (`reserved_micros = 0`) and never touch `balances`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,9 +18,10 @@ from nxs.billing.errors import InsufficientCredit
 from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, parse_unit
 from nxs.billing.settle import Settlement, Verdict
-from nxs.store.database import Database, Row
+from nxs.store.database import Database, Params, Row
 from nxs.store.ids import now
 
+Deferrer = Callable[[str, Params], None]
 OPEN = ("reserved", "pending")
 COLUMNS = (
     "id, request_id, customer_id, api_key_id, upstream_key_id, endpoint, kind, status, unit,"
@@ -27,9 +29,12 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
-    """An open ledger row as the gateway and the reconciler handle it."""
+    """An open ledger row as the gateway and the reconciler handle it (treated as
+    immutable — changed only by `dataclasses.replace`; not frozen, for a cheaper
+    constructor on the hot path).
+    """
 
     id: str
     customer_id: str
@@ -51,11 +56,14 @@ def period_of(moment: float) -> str:
     return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m")
 
 
-def reserve(db: Database, entry: Entry, monthly: Money | None = None) -> None:
+def reserve(
+    db: Database, entry: Entry, monthly: Money | None = None, defer: Deferrer | None = None
+) -> None:
     """Hold `entry.reserved` against the balance and insert the row `reserved`.
 
     `monthly`: the plan's allowance, renewed (the unspent rest lapses) on the first
     reservation of a new month. InsufficientCredit when the balance cannot cover it.
+    `defer`: the group-commit writer's, to batch the insert with others of its batch.
     """
     if monthly is not None:
         _renew_allowance(db, entry.customer_id, monthly, period_of(entry.created_at))
@@ -70,7 +78,10 @@ def reserve(db: Database, entry: Entry, monthly: Money | None = None) -> None:
     )
     if changed != 1:
         raise InsufficientCredit()
-    insert(db, entry, "reserved")
+    if defer is None:
+        insert(db, entry, "reserved")
+    else:
+        defer(INSERT, row(entry, "reserved"))
 
 
 def _renew_allowance(db: Database, customer_id: str, monthly: Money, period: str) -> None:

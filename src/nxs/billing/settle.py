@@ -7,7 +7,7 @@ only an upstream's final verdict refunds — our own poll timing out never does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -98,8 +98,12 @@ def settle(
     multiplier: Decimal,
     headers: Mapping[str, str] | None = None,
     body: object = None,
+    cost_of: Callable[[Decimal, Decimal, Decimal], Money] = charge,
 ) -> Settlement:
-    """Decide and price the end of one request (pure: the ledger applies it once)."""
+    """Decide and price the end of one request (pure: the ledger applies it once).
+
+    `cost_of(units, unit_price, multiplier)` is `charge` or a memoized equivalent.
+    """
     decided = verdict(outcome)
     if decided is not Verdict.CHARGE:
         return Settlement(decided, Decimal(0), UnitsSource.NONE, Money.zero(), reserved)
@@ -110,7 +114,7 @@ def settle(
         units, source = header, UnitsSource.HEADER
     else:
         units, source = billable_units(rule.unit, header, body, estimated_units)
-    cost = charge(units, rule.unit_price, multiplier)
+    cost = cost_of(units, rule.unit_price, multiplier)
     return Settlement(decided, units, source, cost, reserved)
 
 

@@ -36,6 +36,7 @@ class LedgerWriter:
         self._db = database
         self._pending: list[Item] = []
         self._statements: list[Statement] = []
+        self._deferred: list[tuple[str, Params]] = []
         self._scheduled = False
 
     def start(self) -> None:
@@ -64,6 +65,13 @@ class LedgerWriter:
         self._schedule(loop)
         await future
 
+    def defer(self, sql: str, params: Params) -> None:
+        """Called by a running operation: run this statement after the batch's operations,
+        in the same transaction (batched with others like it); if it fails, the operation
+        that deferred it is undone with it.
+        """
+        self._deferred.append((sql, params))
+
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._scheduled:
             self._scheduled = True
@@ -71,11 +79,6 @@ class LedgerWriter:
 
     def _flush(self) -> None:
         self._scheduled = False
-        import sys, time
-        st = self.__dict__.setdefault("_st", [0, 0, time.time()])
-        st[0] += 1; st[1] += len(self._pending) + len(self._statements)
-        if time.time() - st[2] > 3:
-            print("batches", st[0], "avg", st[1] / st[0], file=sys.stderr, flush=True); st[:] = [0, 0, time.time()]
         while self._pending or self._statements:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             statements = self._statements[:MAX_BATCH]
@@ -99,15 +102,18 @@ class LedgerWriter:
         by SQL); if anything fails, redo the batch with a savepoint per item so only the
         failed one is undone (failures are rare).
         """
-        db = self._db
+        db, self._deferred = self._db, []
         try:
             with db.transaction():
                 outcomes = [(True, operation(db)) for operation, _ in batch]
-                for sql, rows in _grouped(statements).items():
+                work = self._deferred + [(sql, params) for sql, params, _ in statements]
+                for sql, rows in _grouped(work).items():
                     db.execute_many(sql, rows)
         except Exception:
+            self._deferred = []  # those of the undone attempt
             singles = [(_statement(sql, params), future) for sql, params, future in statements]
             return self._commit_isolated(batch + singles)
+        self._deferred = []
         return outcomes + [(True, None)] * len(statements)
 
     def _commit_isolated(self, batch: list[Item]) -> list[tuple[bool, Any]]:
@@ -117,10 +123,15 @@ class LedgerWriter:
             for operation, _ in batch:
                 db.execute("SAVEPOINT op")
                 try:
-                    outcomes.append((True, operation(db)))
+                    outcome = operation(db)
+                    for sql, params in self._deferred:
+                        db.execute(sql, params)
+                    outcomes.append((True, outcome))
                 except Exception as exc:
                     db.execute("ROLLBACK TO SAVEPOINT op")
                     outcomes.append((False, exc))
+                finally:
+                    self._deferred = []
                 db.execute("RELEASE SAVEPOINT op")
         return outcomes
 
@@ -134,8 +145,8 @@ def _statement(sql: str, params: Params) -> Operation:
     return operation
 
 
-def _grouped(statements: list[Statement]) -> dict[str, list[Params]]:
+def _grouped(statements: list[tuple[str, Params]]) -> dict[str, list[Params]]:
     grouped: dict[str, list[Params]] = {}
-    for sql, params, _ in statements:
+    for sql, params in statements:
         grouped.setdefault(sql, []).append(params)
     return grouped

@@ -19,6 +19,7 @@ from aiohttp import ClientResponse
 
 from nxs.billing import ledger, replay
 from nxs.billing.catalog import BillingSnapshot, load_snapshot
+from nxs.billing.errors import EndpointNotAllowed
 from nxs.billing.estimate import defaults_for, estimate_units
 from nxs.billing.idempotency import fingerprint
 from nxs.billing.ledger import Entry
@@ -48,6 +49,7 @@ BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
 PERMIT_MAX_AGE: Final = 3600.0
 MEMORY_LIMIT: Final = 20_000
 LATER: Final = Decimal(-1)  # an estimate not computed yet
+NEVER: Final = datetime.min.replace(tzinfo=UTC)  # "now" for an open-ended subscription
 T = TypeVar("T")
 
 
@@ -65,6 +67,7 @@ class Meter:
     last_status: dict[str, str] = field(default_factory=dict)
     closed: dict[str, None] = field(default_factory=dict)  # recently settled request ids
     settlements: dict[tuple[object, ...], Settlement] = field(default_factory=dict)
+    costs: dict[tuple[Decimal, Decimal, Decimal], Money] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.writer = LedgerWriter(self.db)
@@ -94,7 +97,10 @@ class Meter:
             return None
         endpoint = route.endpoint
         plan, subscription = self.snapshot.plan_of(grant.customer_id)
-        check_access(plan, subscription, endpoint, datetime.now(UTC))
+        if subscription.until is not None or not subscription.subscription_active(NEVER):
+            check_access(plan, subscription, endpoint, datetime.now(UTC))
+        elif not plan.endpoint_allowed(endpoint):
+            raise EndpointNotAllowed()
         entry = self._entry(ex.request_id, grant, endpoint, kind, plan, body)
         ticket = Ticket(entry, plan, idempotency=tickets.idempotency(ex, grant))
         if entry.estimated_units < 0:  # metered run: estimated only if fal bills no units
@@ -121,7 +127,7 @@ class Meter:
         else:
             payload = tickets.json_body(body) if rule.unit in BODY_UNITS else None
             units = estimate_units(rule.unit, payload, defaults_for(endpoint))
-        cost = charge(units, rule.unit_price, plan.multiplier) if plan.requires_credit else None
+        cost = self._cost(units, rule.unit_price, plan.multiplier) if plan.requires_credit else None
         return Entry(
             id=f"led_{call_id}",  # the gateway's own request id: unique, no syscall
             customer_id=grant.customer_id,
@@ -135,12 +141,22 @@ class Meter:
             created_at=time.time(),
         )
 
+    def _cost(self, units: Decimal, unit_price: Decimal, multiplier: Decimal) -> Money:
+        """`charge(…)`, memoized: the hot path prices the same few estimates over and over."""
+        key = (units, unit_price, multiplier)
+        cost = self.costs.get(key)
+        if cost is None:
+            if len(self.costs) >= MEMORY_LIMIT:
+                self.costs.clear()
+            cost = self.costs[key] = charge(units, unit_price, multiplier)
+        return cost
+
     async def _claim(self, ticket: Ticket, request_fingerprint: str) -> None:
         credit, idem = ticket.plan.requires_credit, ticket.idempotency
         if not credit and idem is None:
             return
         monthly = ticket.plan.monthly_credit if ticket.plan.mode is CreditMode.MONTHLY else None
-        entry = ticket.entry
+        entry, defer = ticket.entry, self.writer.defer
 
         def operation(db: Database) -> StoredResponse | None:
             if idem is not None:
@@ -148,7 +164,7 @@ class Meter:
                 if stored is not None:
                     return stored
             if credit:
-                ledger.reserve(db, entry, monthly)
+                ledger.reserve(db, entry, monthly, defer)
             return None
 
         ticket.replay = await self.writer.run(operation)
@@ -298,6 +314,7 @@ class Meter:
             multiplier=entry.multiplier,
             headers=headers,
             body=body,
+            cost_of=self._cost,
         )
         if key is not None:
             if len(self.settlements) >= MEMORY_LIMIT:

@@ -20,6 +20,7 @@ from nxs.gateway.exchange import Exchange, Scope
 from nxs.gateway.forward import UPSTREAM_ERRORS
 from nxs.gateway.pool import OK, KeyPool, PoolKey
 from nxs.gateway.proxy import RUN_HOST
+from nxs.gateway.realtime_meter import ResultCounter
 from nxs.gateway.realtime_pump import Pump
 from nxs.gateway.realtime_tokens import RealtimeTokens, parse_token_request
 from nxs.gateway.routes import RUN, Router, app_id
@@ -36,17 +37,21 @@ UNAUTHORIZED: Final = json.dumps({"status": "error", "error": "Unauthorized"})
 
 
 class RealtimeMeter(Protocol):
-    """Realtime sessions, for billing (I4 replaces the no-op `Services.realtime_meter`)."""
+    """Realtime sessions, for billing (`nxs.gateway.realtime_meter` when billing is on).
 
-    def opened(self, customer_id: str, endpoint: str) -> None: ...
-    def closed(self, customer_id: str, endpoint: str, seconds: float, frames: int) -> None: ...
+    `opened` runs before fal's socket is opened and refuses by raising an NxsError; what
+    it returns goes back to `closed` with the session's length and the results fal sent.
+    """
+
+    async def opened(self, customer_id: str, key_id: str | None, endpoint: str) -> object: ...
+    async def closed(self, session: object, seconds: float, results: int) -> None: ...
 
 
 class NoRealtimeMetering:
-    def opened(self, customer_id: str, endpoint: str) -> None:
+    async def opened(self, customer_id: str, key_id: str | None, endpoint: str) -> object:
         return None
 
-    def closed(self, customer_id: str, endpoint: str, seconds: float, frames: int) -> None:
+    async def closed(self, session: object, seconds: float, results: int) -> None:
         return None
 
 
@@ -91,35 +96,42 @@ class RealtimeBridge:
         if (await receive())["type"] != "websocket.connect":
             return
         try:
-            customer_id, endpoint = self._authorize(scope)
+            customer_id, key_id, endpoint = self._authorize(scope)
+            session = await self.meter.opened(customer_id, key_id, endpoint)
+        except NxsError as error:
+            await _refuse(send, error)
+            return
+        try:
             entry, upstream = await self._connect(endpoint, scope)
         except NxsError as error:
+            await self.meter.closed(session, 0.0, 0)
             await _refuse(send, error)
             return
         await send({"type": "websocket.accept"})
         self.active += 1
-        self.meter.opened(customer_id, endpoint)
-        pump = Pump(receive, send, upstream, self._settings)
+        counter = ResultCounter(send)
+        pump = Pump(receive, counter, upstream, self._settings)
         try:
             await pump.run()
         finally:
             self.active -= 1
             entry.in_flight -= 1
-            self.meter.closed(customer_id, endpoint, pump.seconds, pump.frames)
+            await self.meter.closed(session, pump.seconds, counter.results)
 
-    def _authorize(self, scope: Scope) -> tuple[str, str]:
-        """The customer id and the endpoint of a handshake; 401/402/404 otherwise."""
+    def _authorize(self, scope: Scope) -> tuple[str, str | None, str]:
+        """Customer id, key id (None with a token) and endpoint; 401/402/404 otherwise."""
         endpoint = self._endpoint(scope["path"])
         authorization = _header(scope, b"authorization")
         if authorization:
-            return self._auth.authenticate(authorization).customer_id, endpoint
+            grant = self._auth.authenticate(authorization)
+            return grant.customer_id, grant.key_id, endpoint
         token = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get(TOKEN_PARAM)
         if not token:
             raise InvalidApiKey()
         claims = self.tokens.verify(token)
         if _alias(endpoint) not in claims.apps:
             raise InvalidApiKey("This realtime token is not for this app")
-        return claims.customer_id, endpoint
+        return claims.customer_id, None, endpoint
 
     def _endpoint(self, path: str) -> str:
         trimmed = path.rstrip("/")

@@ -25,6 +25,7 @@ from nxs.gateway.pool import KeyPool, PoolKey
 from nxs.gateway.proxy import QUEUE_HOST, REST_HOSTS, RUN_HOST
 from nxs.gateway.queue import QueueBook
 from nxs.gateway.realtime import RealtimeBridge
+from nxs.gateway.realtime_meter import RealtimeBilling
 from nxs.gateway.routes import Router
 from nxs.gateway.webhooks import Webhooks
 from nxs.store.store import Store
@@ -79,6 +80,8 @@ class Services:
             settings, session, pool, services.auth, services.router, services.webhooks.signing_key
         )
         services.meter = Meter(store.database, settings.billing, settings.reconcile_after_seconds)
+        if services.meter.enabled:
+            services.realtime.meter = RealtimeBilling(services.meter)
         services.refresh()
         services.tasks = [
             asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),

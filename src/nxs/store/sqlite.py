@@ -80,12 +80,18 @@ class SqliteDatabase:
             raise DatabaseError(f"Cannot switch database {self._label} to WAL mode")
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        with self._lock, self._errors():
-            return self._connection.execute(sql, tuple(params)).rowcount
+        with self._lock:  # the hot path (ledger writes): no context-manager generator
+            try:
+                return self._connection.execute(sql, tuple(params)).rowcount
+            except sqlite3.Error as exc:
+                raise self._translated(exc) from exc
 
     def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
-        with self._lock, self._errors():
-            self._connection.executemany(sql, rows)
+        with self._lock:
+            try:
+                self._connection.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise self._translated(exc) from exc
 
     def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         with self._lock, self._errors():
@@ -122,10 +128,13 @@ class SqliteDatabase:
         """Translate sqlite3's exceptions into the backend-neutral ones."""
         try:
             yield
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityViolation(str(exc)) from exc
         except sqlite3.Error as exc:
-            raise DatabaseError(f"Database error ({self._label}): {exc}") from exc
+            raise self._translated(exc) from exc
+
+    def _translated(self, exc: sqlite3.Error) -> Exception:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return IntegrityViolation(str(exc))
+        return DatabaseError(f"Database error ({self._label}): {exc}")
 
 
 def _create_private(path: Path) -> None:
