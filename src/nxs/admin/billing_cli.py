@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from nxs.admin import audit
+from nxs.admin.commands import Subparsers, add_group, add_leaf, command
 from nxs.admin.output import render, timestamp
 from nxs.billing import catalog
 from nxs.billing.money import Money
@@ -25,11 +24,8 @@ from nxs.billing.pricing import UnknownEndpoints, parse_unit_price
 from nxs.billing.sync import sync_prices
 from nxs.billing.usage import UsageRow, usage_rows
 from nxs.config import Settings
-from nxs.errors import NxsError
 from nxs.store.store import Store
 
-Subparsers = argparse._SubParsersAction
-Handler = Callable[[Store, argparse.Namespace], int]
 PLAN_COLUMNS = ("name", "mode", "monthly_credit", "rpm", "max_in_flight", "endpoints", "multiplier")
 USAGE_COLUMNS: tuple[str, ...] = ("created_at", "customer", "endpoint", "request_id", "status")
 USAGE_COLUMNS += ("units", "unit", "unit_price", "cost", "latency_ms")
@@ -50,41 +46,12 @@ def add_commands(subparsers: Subparsers) -> None:
     usage.set_defaults(run=command(_usage))
 
 
-def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
-    """Run `handler` on a freshly opened store; NXS errors become `nxs: …`, exit 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            with Store.open(Settings.from_env()) as store:
-                return handler(store, args)
-        except ValueError as error:
-            print(f"nxs: Invalid NXS_ setting: {error}", file=sys.stderr)
-        except NxsError as error:
-            print(f"nxs: {error}", file=sys.stderr)
-        return 2
-
-    return run
-
-
-def _group(subparsers: Subparsers, name: str, help_text: str) -> Subparsers:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
-    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-
-def _leaf(
-    group: Subparsers, name: str, help_text: str, handler: Handler
-) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(run=command(handler))
-    return parser
-
-
 # -- plans -----------------------------------------------------------------------
 
 
 def _plan_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "plans", "billing plans: credit mode, limits, endpoints, prices")
-    create = _leaf(group, "create", "create a plan", _create_plan)
+    group = add_group(subparsers, "plans", "billing plans: credit mode, limits, endpoints, prices")
+    create = add_leaf(group, "create", "create a plan", _create_plan)
     create.add_argument("name")
     mode = create.add_mutually_exclusive_group()
     mode.add_argument("--prepaid", action="store_true", help="only granted credit is spent")
@@ -93,7 +60,7 @@ def _plan_commands(subparsers: Subparsers) -> None:
     create.add_argument("--max-in-flight", help="requests in flight, per customer and per key")
     create.add_argument("--endpoints", metavar="GLOB,…", help="allowed endpoints (default all)")
     create.add_argument("--multiplier", default="1", help="price multiplier (default 1)")
-    listing = _leaf(group, "list", "list plans", _list_plans)
+    listing = add_leaf(group, "list", "list plans", _list_plans)
     listing.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -136,8 +103,8 @@ def _plan_record(plan: Plan) -> dict[str, Any]:
 
 
 def _subscription_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "subscriptions", "which plan each customer is on")
-    put = _leaf(group, "set", "put a customer on a plan", _set_subscription)
+    group = add_group(subparsers, "subscriptions", "which plan each customer is on")
+    put = add_leaf(group, "set", "put a customer on a plan", _set_subscription)
     put.add_argument("customer")
     put.add_argument("plan")
     put.add_argument("--until", metavar="DATE", help="active through this day (UTC)")
@@ -161,12 +128,12 @@ def _set_subscription(store: Store, args: argparse.Namespace) -> int:
 
 
 def _credit_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "credits", "customers' prepaid credit")
-    grant = _leaf(group, "grant", "add credit to a customer's balance", _grant)
+    group = add_group(subparsers, "credits", "customers' prepaid credit")
+    grant = add_leaf(group, "grant", "add credit to a customer's balance", _grant)
     grant.add_argument("customer")
     grant.add_argument("amount", help="USD, e.g. 25 or 12.50")
     grant.add_argument("--note", help="why (kept with the grant)")
-    show = _leaf(group, "show", "a customer's balance", _show_balance)
+    show = add_leaf(group, "show", "a customer's balance", _show_balance)
     show.add_argument("customer")
     show.add_argument("--json", action="store_true", help="print JSON")
 
@@ -199,16 +166,16 @@ def _show_balance(store: Store, args: argparse.Namespace) -> int:
 
 
 def _pricing_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "pricing", "per-endpoint prices in fal's units")
-    sync = _leaf(group, "sync", "import fal's prices (GET api.fal.ai/v1/models/pricing)", _sync)
+    group = add_group(subparsers, "pricing", "per-endpoint prices in fal's units")
+    sync = add_leaf(group, "sync", "import fal's prices (GET api.fal.ai/v1/models/pricing)", _sync)
     sync.add_argument("endpoints", nargs="*", help="endpoint ids (default: those already known)")
-    put = _leaf(group, "set", "set an endpoint's (or a glob's) price", _set_price)
+    put = add_leaf(group, "set", "set an endpoint's (or a glob's) price", _set_price)
     put.add_argument("endpoint")
     put.add_argument("unit", help="image, megapixel, video_second, request or gpu_second")
     put.add_argument("price", help="USD per unit")
-    listing = _leaf(group, "list", "list price rules", _list_prices)
+    listing = add_leaf(group, "list", "list price rules", _list_prices)
     listing.add_argument("--json", action="store_true", help="print JSON")
-    unknown = _leaf(group, "unknown", "what endpoints without a price do", _set_unknown)
+    unknown = add_leaf(group, "unknown", "what endpoints without a price do", _set_unknown)
     unknown.add_argument("policy", help="'refuse', or a USD price per request")
 
 

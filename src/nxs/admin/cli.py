@@ -10,18 +10,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nxs.admin import audit, billing_cli
+from nxs.admin.commands import Subparsers, add_group, add_json_flag, add_leaf
 from nxs.admin.output import customer_record, key_record, render, upstream_record
-from nxs.config import Settings
-from nxs.errors import BadRequest, NxsError
+from nxs.errors import BadRequest
 from nxs.store.models import CustomerStatus
 from nxs.store.store import Store
-
-Subparsers = argparse._SubParsersAction
-Handler = Callable[[Store, argparse.Namespace], int]
 
 CUSTOMER_COLUMNS = ("name", "id", "status", "created_at")
 KEY_COLUMNS = ("id", "customer", "prefix", "status", "created_at", "revoked_at")
@@ -36,51 +33,17 @@ def add_commands(subparsers: Subparsers) -> None:
     billing_cli.add_commands(subparsers)  # plans, subscriptions, credits, pricing, usage
 
 
-def command(handler: Handler) -> Callable[[argparse.Namespace], int]:
-    """Run `handler` on a freshly opened store; NXS errors become `nxs: …`, exit 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            settings = Settings.from_env()
-        except ValueError as error:
-            print(f"nxs: Invalid NXS_ setting: {error}", file=sys.stderr)
-            return 2
-        try:
-            with Store.open(settings) as store:
-                return handler(store, args)
-        except NxsError as error:
-            print(f"nxs: {error}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _group(subparsers: Subparsers, name: str, help_text: str) -> Subparsers:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
-    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-
-def _leaf(
-    group: Subparsers, name: str, help_text: str, handler: Handler
-) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(run=command(handler))
-    return parser
-
-
-def _add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
 # -- customers -------------------------------------------------------------------
 
 
 def _add_customer_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "customers", "manage customers (the owners of nxs_ keys)")
-    _leaf(group, "create", "create a customer", _create_customer).add_argument("name")
-    _leaf(group, "suspend", "suspend a customer: its keys get 402", _suspend).add_argument("name")
-    _leaf(group, "resume", "make a suspended customer active again", _resume).add_argument("name")
-    _add_json_flag(_leaf(group, "list", "list customers", _list_customers))
+    group = add_group(subparsers, "customers", "manage customers (the owners of nxs_ keys)")
+    add_leaf(group, "create", "create a customer", _create_customer).add_argument("name")
+    suspend = add_leaf(group, "suspend", "suspend a customer: its keys get 402", _suspend)
+    suspend.add_argument("name")
+    resume = add_leaf(group, "resume", "make a suspended customer active again", _resume)
+    resume.add_argument("name")
+    add_json_flag(add_leaf(group, "list", "list customers", _list_customers))
 
 
 @contextmanager
@@ -130,13 +93,13 @@ def _list_customers(store: Store, args: argparse.Namespace) -> int:
 
 
 def _add_key_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "keys", "manage customers' nxs_ API keys")
-    create = _leaf(group, "create", "create a key; the key is printed once, last", _create_key)
+    group = add_group(subparsers, "keys", "manage customers' nxs_ API keys")
+    create = add_leaf(group, "create", "create a key; the key is printed once, last", _create_key)
     create.add_argument("customer")
-    listing = _leaf(group, "list", "list keys (never their secret part)", _list_keys)
+    listing = add_leaf(group, "list", "list keys (never their secret part)", _list_keys)
     listing.add_argument("customer", nargs="?", help="only this customer's keys")
-    _add_json_flag(listing)
-    _leaf(group, "revoke", "revoke a key at once", _revoke_key).add_argument("key_id")
+    add_json_flag(listing)
+    add_leaf(group, "revoke", "revoke a key at once", _revoke_key).add_argument("key_id")
 
 
 def _create_key(store: Store, args: argparse.Namespace) -> int:
@@ -171,13 +134,13 @@ def _revoke_key(store: Store, args: argparse.Namespace) -> int:
 
 
 def _add_upstream_commands(subparsers: Subparsers) -> None:
-    group = _group(subparsers, "upstream", "manage the pool of upstream fal keys")
-    add = _leaf(group, "add", "add a fal key, read from stdin", _add_upstream)
+    group = add_group(subparsers, "upstream", "manage the pool of upstream fal keys")
+    add = add_leaf(group, "add", "add a fal key, read from stdin", _add_upstream)
     add.add_argument("name")
     add.add_argument("--weight", type=int, default=1, help="share of traffic (default 1)")
-    _add_json_flag(_leaf(group, "list", "list keys (masked), state and weight", _list_upstream))
-    _leaf(group, "remove", "remove a key from the pool", _remove_upstream).add_argument("name")
-    enable = _leaf(group, "enable", "put a disabled or suspended key back", _enable_upstream)
+    add_json_flag(add_leaf(group, "list", "list keys (masked), state and weight", _list_upstream))
+    add_leaf(group, "remove", "remove a key from the pool", _remove_upstream).add_argument("name")
+    enable = add_leaf(group, "enable", "put a disabled or suspended key back", _enable_upstream)
     enable.add_argument("name")
 
 
