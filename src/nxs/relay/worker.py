@@ -97,8 +97,11 @@ class DeliveryWorker:
         if self._inflight and len(self._inflight) >= self._config.max_concurrency:
             delay = self._config.idle_poll_seconds  # full: a finishing attempt wakes us
         self._wakeup.clear()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # lands as the event is set (a finishing attempt), and stop() would wait forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.01))
+            async with asyncio.timeout(max(delay, 0.01)):
+                await self._wakeup.wait()
 
     async def _deliver(self, delivery: Delivery) -> None:
         try:
