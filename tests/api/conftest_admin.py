@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.servers import RunningServer, free_port, nxs_command, start_nxs
+from tests.support.servers import eventually as eventually
 
 TOKEN = "admin-token-for-tests-7f3a9c"
 FAL_KEY = "acct-main:secret-main-0001"
@@ -80,16 +80,6 @@ def launch(folder: Path, emulator_url: str, token: str | None) -> AdminGateway:
             ["serve", "--port", str(port)], port=port, log_path=folder / "gateway.log", env=env
         )
     return AdminGateway(server, env, httpx.Client(timeout=30), token)
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll until `check` holds (a change reaches the gateway's key snapshot within ~1 s)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def _running(folder: Path, emulator_url: str, token: str | None) -> Iterator[AdminGateway]:

@@ -9,7 +9,6 @@ import os
 import ssl
 import subprocess
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.servers import RunningServer, free_port, nxs_command, start_nxs
+from tests.support.servers import eventually as eventually
 
 GOOD_KEY = "acct-main:secret-main-0001"
 TIME_SCALE = "0.05"
@@ -125,23 +125,6 @@ class Gateway:
         raise AssertionError(f"request {request_id} did not complete")
 
 
-def start_quietly(args: list[str], **kwargs: Any) -> RunningServer:
-    """`start_nxs`, ignoring the ResourceWarning of the log file it leaves to the child."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        return start_nxs(args, **kwargs)
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll `check` until it holds (CLI changes reach the gateway within seconds)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
-
-
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """The e2e emulator: time-scaled so queued requests complete in a blink, and with
@@ -150,7 +133,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
     port = free_port()
     log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
     args = ["emulator", "--port", str(port), "--time-scale", TIME_SCALE, "--concurrency", "8"]
-    server = start_quietly(args, port=port, log_path=log)
+    server = start_nxs(args, port=port, log_path=log)
     yield server
     server.stop()
 
@@ -184,7 +167,7 @@ def launch(
     if tls:
         args += ["--ssl-certfile", str(tls_files["cert"]), "--ssl-keyfile", str(tls_files["key"])]
         context = ssl.create_default_context(cafile=str(tls_files["ca"]))
-    server = start_quietly(
+    server = start_nxs(
         args,
         port=port,
         log_path=deployment.folder / f"gateway-{port}.log",

@@ -20,9 +20,8 @@ from tests.e2e.conftest import (
     Gateway,
     eventually,
     launch,
-    start_quietly,
 )
-from tests.support.servers import ROOT, RunningServer, free_port
+from tests.support.servers import ROOT, RunningServer, free_port, start_nxs
 
 JS_DIR = ROOT / "tests" / "js" / "e2e"
 SLOW_SCALE = "1.5"  # flux/dev: three progress events ~0.4 s apart
@@ -48,7 +47,7 @@ def slow(
     """A gateway in front of an emulator slow enough to see events arrive one by one."""
     folder = tmp_path_factory.mktemp("slow-stream")
     port = free_port()
-    emulator = start_quietly(
+    emulator = start_nxs(
         ["emulator", "--port", str(port), "--time-scale", SLOW_SCALE],
         port=port,
         log_path=folder / "emulator.log",

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually, start_quietly
-from tests.support.servers import ROOT, free_port
+from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually
+from tests.support.servers import ROOT, free_port, start_nxs
 
 JS_DIR = ROOT / "tests" / "js" / "e2e"
 ENDPOINT = "fal-ai/flux/schnell"
@@ -114,7 +114,7 @@ class RelaySite:
     def start(self) -> Gateway:
         args = ["serve", "--port", str(self.port)]
         log = self.deployment.folder / f"relay-gateway-{time.monotonic_ns()}.log"
-        server = start_quietly(args, port=self.port, log_path=log, env=self.deployment.env)
+        server = start_nxs(args, port=self.port, log_path=log, env=self.deployment.env)
         self.gateway = Gateway(server, self.deployment, httpx.Client(timeout=30))
         return self.gateway
 

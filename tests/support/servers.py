@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from ssl import SSLContext
@@ -92,3 +93,13 @@ def _answers(url: str, ssl_context: SSLContext | None) -> bool:
         return True
     except (OSError, urllib.error.URLError):
         return False
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Poll `check` until it holds or `seconds` pass (changes reach gateways within ~1 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
