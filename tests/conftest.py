@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
-from tests.support.servers import RunningServer, free_port, start_nxs
+from tests.support.servers import RunningServer, start_emulator
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +37,7 @@ def tls_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> d
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """`nxs emulator` over plain HTTP (the JS client reaches it through requestMiddleware)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("emulator") / "emulator.log"
-    server = start_nxs(["emulator", "--port", str(port)], port=port, log_path=log)
+    server = start_emulator(tmp_path_factory.mktemp("emulator"))
     yield server
     server.stop()
 
@@ -50,11 +47,6 @@ def tls_emulator(
     tmp_path_factory: pytest.TempPathFactory, tls_files: dict[str, Path]
 ) -> Iterator[RunningServer]:
     """`nxs emulator` over TLS: the Python client forces https."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("tls-emulator") / "emulator.log"
-    context = ssl.create_default_context(cafile=str(tls_files["ca"]))
-    args = ["emulator", "--port", str(port), "--ssl-certfile", str(tls_files["cert"])]
-    args += ["--ssl-keyfile", str(tls_files["key"])]
-    server = start_nxs(args, port=port, log_path=log, scheme="https", ssl_context=context)
+    server = start_emulator(tmp_path_factory.mktemp("tls-emulator"), tls=tls_files)
     yield server
     server.stop()

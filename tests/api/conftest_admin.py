@@ -6,7 +6,6 @@ Imported by the `test_admin_api*.py` modules (`from tests.api.conftest_admin imp
 
 from __future__ import annotations
 
-import os
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.servers import RunningServer, free_port, nxs_command, start_nxs
+from tests.support.servers import RunningServer, free_port, run_nxs, start_nxs
 from tests.support.servers import eventually as eventually
 
 TOKEN = "admin-token-for-tests-7f3a9c"
@@ -54,15 +53,7 @@ class AdminGateway:
 
     def nxs(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run an `nxs` admin command against the same database."""
-        return subprocess.run(
-            nxs_command(*args),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env},
-            timeout=30,
-            check=False,
-        )
+        return run_nxs(*args, env=self.env, stdin=stdin)
 
 
 def launch(folder: Path, emulator_url: str, token: str | None) -> AdminGateway:

@@ -70,6 +70,33 @@ def test_bad_plans_are_refused_naming_the_field(admin_gateway: AdminGateway) -> 
     assert admin_gateway.admin("PUT", "/plans/nope", json={}).status_code == 404
 
 
+def test_impossible_plans_are_422s_never_500s_and_write_nothing(
+    admin_gateway: AdminGateway,
+) -> None:
+    plans_before = ok(admin_gateway.admin("GET", "/plans"))
+    audit_before = ok(admin_gateway.admin("GET", "/audit", params={"limit": 1000}))
+    cases = [
+        ({"rpm": 10**23}, "rpm"),  # was a 500 (too large for SQLite)
+        ({"max_in_flight": 2**63}, "max_in_flight"),
+        ({"multiplier": 0}, "multiplier"),  # every request would be recorded at $0
+        ({"multiplier": "0.0"}, "multiplier"),
+        ({"monthly_credit": "0"}, "monthly_credit"),
+        ({"endpoints": ""}, "endpoints"),  # was a plan allowing every endpoint
+        ({"endpoints": [" "]}, "endpoints"),
+        ({"endpoints": ["fal-ai/flux/[dev"]}, "endpoints"),  # could never match
+        ({"endpoints": ["https://fal.run/fal-ai/flux/dev"]}, "endpoints"),
+        ({"prepaid": "yes"}, "prepaid"),  # was taken as true
+    ]
+    for body, field in cases:
+        created = admin_gateway.admin("POST", "/plans", json={"name": "odd", **body})
+        assert field_of(created) == [["body", field]], body
+        assert field_of(admin_gateway.admin("PUT", "/plans/default", json=body)) == [
+            ["body", field]
+        ], body
+    assert ok(admin_gateway.admin("GET", "/plans")) == plans_before
+    assert ok(admin_gateway.admin("GET", "/audit", params={"limit": 1000})) == audit_before
+
+
 def test_a_new_customer_is_on_the_default_plan(admin_gateway: AdminGateway) -> None:
     name = customer(admin_gateway, "fresh")
     subscription = ok(admin_gateway.admin("GET", f"/customers/{name}/subscription"))
@@ -100,6 +127,9 @@ def test_bad_subscriptions_change_nothing(admin_gateway: AdminGateway) -> None:
     assert admin_gateway.admin("PUT", path, json={"plan": "no-such-plan"}).status_code == 404
     bad_date = {"plan": "default", "until": "31/12/2099"}
     assert field_of(admin_gateway.admin("PUT", path, json=bad_date)) == [["body", "until"]]
+    for impossible in ("2026-02-30", "9999-12-31"):  # the second was a 500
+        bad_day = {"plan": "default", "until": impossible}
+        assert field_of(admin_gateway.admin("PUT", path, json=bad_day)) == [["body", "until"]]
     bad_status = {"plan": "default", "status": "paused"}
     assert field_of(admin_gateway.admin("PUT", path, json=bad_status)) == [["body", "status"]]
     assert ok(admin_gateway.admin("GET", path))["plan"] == "default"
@@ -120,14 +150,14 @@ def test_credit_grants_add_up(admin_gateway: AdminGateway) -> None:
     grants = ok(admin_gateway.admin("GET", path))
     assert [(g["amount"], g["note"]) for g in grants] == [("2.00", "promo"), ("10.50", None)]
     entries = ok(admin_gateway.admin("GET", "/audit", params={"target": name}))
-    grants = [e["detail"]["amount"] for e in entries if e["action"] == "credits.grant"]
-    assert grants == ["2.00", "10.50"]
+    grants = [e["detail"] for e in entries if e["action"] == "credits.grant"]
+    assert grants == [{"amount": "2.00", "note": "promo"}, {"amount": "10.50", "note": None}]
 
 
 def test_bad_amounts_grant_nothing(admin_gateway: AdminGateway) -> None:
     name = customer(admin_gateway, "careful")
     path = f"/customers/{name}/credits"
-    for amount in ("-1", "0", "abc", "1e3", True, "0.0000001"):
+    for amount in ("-1", "0", "abc", "1e3", True, "0.0000001", "NaN", "1000000001", "١٢"):
         response = admin_gateway.admin("POST", path, json={"amount": amount})
         assert field_of(response) == [["body", "amount"]], amount
     assert admin_gateway.admin(
@@ -143,6 +173,10 @@ def test_operator_prices_are_listed(admin_gateway: AdminGateway) -> None:
     assert body | {"source": "operator"} in ok(admin_gateway.admin("GET", "/prices"))
     bad = {"pattern": "fal-ai/x", "unit": "liters", "unit_price": "1"}
     assert field_of(admin_gateway.admin("PUT", "/prices", json=bad)) == [["body", "unit"]]
+    for pattern in (" ", "fal ai/x", "https://fal.run/fal-ai/x"):  # " " was stored as ""
+        bad = {"pattern": pattern, "unit": "image", "unit_price": "1"}
+        assert field_of(admin_gateway.admin("PUT", "/prices", json=bad)) == [["body", "pattern"]]
+    assert [p["pattern"] for p in ok(admin_gateway.admin("GET", "/prices"))] == ["fal-ai/flux/*"]
     assert actions(admin_gateway, "fal-ai/flux/*") == ["pricing.set"]
 
 

@@ -11,11 +11,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.servers import RunningServer, free_port, start_nxs
+from tests.support.servers import RunningServer, start_emulator
 
 FLUX = "fal-ai/flux/dev"
 ARGS = {"prompt": "a lighthouse", "image_size": "square", "seed": 3}
@@ -70,10 +69,8 @@ class Fal:
 @pytest.fixture(scope="module")
 def slow_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """An emulator with stretched timings and a 2 KB body limit."""
-    port = free_port()
-    log: Path = tmp_path_factory.mktemp("slow-emulator") / "emulator.log"
-    args = ["emulator", "--port", str(port), "--time-scale", "6", "--max-body-bytes", "2048"]
-    server = start_nxs(args, port=port, log_path=log)
+    flags = ("--time-scale", "6", "--max-body-bytes", "2048")
+    server = start_emulator(tmp_path_factory.mktemp("slow-emulator"), *flags)
     yield server
     server.stop()
 

@@ -8,8 +8,6 @@ retries it). One slow, single-slot emulator per transport makes the waits real.
 from __future__ import annotations
 
 import json
-import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,18 +16,16 @@ from typing import Any
 
 import pytest
 from tests.conformance.test_py_core import run_client
-from tests.support.servers import RunningServer, free_port, start_nxs
+from tests.support.clients import JS_DIR, run_node
+from tests.support.servers import RunningServer, start_emulator
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
 FLUX = "fal-ai/flux/dev"
 SLOW = ["--concurrency", "1", "--time-scale", "3"]
 
 
 @pytest.fixture(scope="module")
 def slow_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("slow-emulator") / "emulator.log"
-    server = start_nxs(["emulator", "--port", str(port), *SLOW], port=port, log_path=log)
+    server = start_emulator(tmp_path_factory.mktemp("slow-emulator"), *SLOW)
     yield server
     server.stop()
 
@@ -38,21 +34,14 @@ def slow_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
 def slow_tls_emulator(
     tmp_path_factory: pytest.TempPathFactory, tls_files: dict[str, Path]
 ) -> Iterator[RunningServer]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("slow-tls-emulator") / "emulator.log"
-    context = ssl.create_default_context(cafile=str(tls_files["ca"]))
-    args = ["emulator", "--port", str(port), *SLOW, "--ssl-certfile", str(tls_files["cert"])]
-    args += ["--ssl-keyfile", str(tls_files["key"])]
-    server = start_nxs(args, port=port, log_path=log, scheme="https", ssl_context=context)
+    server = start_emulator(tmp_path_factory.mktemp("slow-tls-emulator"), *SLOW, tls=tls_files)
     yield server
     server.stop()
 
 
 def run_js(emulator: RunningServer, scenario: str, key: str) -> Any:
-    command = ["node", "conformance/faithful.mjs", emulator.url, key, scenario]
-    done = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    script = JS_DIR / "conformance" / "faithful.mjs"
+    return run_node(script, emulator.url, key, scenario, timeout=60)
 
 
 def test_js_start_timeout_is_a_user_timeout(slow_emulator: RunningServer) -> None:
@@ -149,10 +138,8 @@ def test_py_client_retries_a_direct_run_refused_at_the_limit(
 def test_queue_direct_runs_flag_makes_a_direct_run_wait(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    port = free_port()
-    log = tmp_path_factory.mktemp("queued-runs") / "emulator.log"
-    args = ["emulator", "--port", str(port), "--concurrency", "1", "--queue-direct-runs"]
-    server = start_nxs(args, port=port, log_path=log)
+    flags = ("--concurrency", "1", "--queue-direct-runs")
+    server = start_emulator(tmp_path_factory.mktemp("queued-runs"), *flags)
     try:
         headers = {"Authorization": "Key waits", "Content-Type": "application/json"}
         body = json.dumps({"prompt": "a barn", "image_size": "square"}).encode()

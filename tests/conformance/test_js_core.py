@@ -6,22 +6,16 @@ run, subscribe with logs and queue updates, submit/status/result/cancel, stream,
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.clients import JS_DIR, run_node
 from tests.support.servers import RunningServer
-
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 
 def run_scenario(emulator: RunningServer, scenario: str, key: str = "js-core") -> Any:
-    command = ["node", "conformance/core.mjs", emulator.url, key, scenario]
-    done = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_node(JS_DIR / "conformance" / "core.mjs", emulator.url, key, scenario, timeout=60)
 
 
 def test_run_returns_a_real_png_of_the_requested_size(emulator: RunningServer) -> None:

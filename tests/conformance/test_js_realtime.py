@@ -4,27 +4,16 @@ msgpack frames out and image frames back; a forged token is refused.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from typing import Any
 
-from tests.support.servers import ROOT, RunningServer
+from tests.support.clients import JS_DIR, run_node
+from tests.support.servers import RunningServer
 
-SCRIPT = ROOT / "tests" / "js" / "conformance" / "realtime-connect.mjs"
+SCRIPT = JS_DIR / "conformance" / "realtime-connect.mjs"
 
 
 def js_realtime(emulator: RunningServer, key: str, endpoint: str, *prompts: str, **env: str) -> Any:
-    done = subprocess.run(
-        ["node", str(SCRIPT), emulator.url, key, endpoint, *prompts],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=SCRIPT.parent,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_node(SCRIPT, emulator.url, key, endpoint, *prompts, env=env, timeout=60)
 
 
 def test_each_sent_input_comes_back_as_an_image(emulator: RunningServer) -> None:

@@ -5,26 +5,17 @@ small files and the multipart flow above 90 MB, each fetched back byte for byte.
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-from tests.support.servers import ROOT, RunningServer
+from tests.support.clients import JS_DIR, run_node
+from tests.support.servers import RunningServer
 
-SCRIPT = ROOT / "tests" / "js" / "conformance" / "storage-upload.mjs"
+SCRIPT = JS_DIR / "conformance" / "storage-upload.mjs"
 
 
 def js_upload(emulator: RunningServer, key: str, size: int, *args: str) -> Any:
-    done = subprocess.run(
-        ["node", str(SCRIPT), emulator.url, key, str(size), *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=Path(SCRIPT).parent,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_node(SCRIPT, emulator.url, key, str(size), *args)
 
 
 def received_paths(emulator: RunningServer, account_id: str | None = None) -> list[str]:

@@ -6,14 +6,11 @@ runs in a fresh interpreter with FAL_RUN_HOST/FAL_QUEUE_RUN_HOST pointing at us.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from tests.support.clients import run_python
 from tests.support.servers import RunningServer
 
 PRELUDE = """
@@ -27,18 +24,12 @@ ARGS = {"prompt": "a lighthouse at dusk", "image_size": "square", "seed": 7}
 def run_client(server: RunningServer, ca: Path, code: str, key: str = "py-core") -> Any:
     host = f"127.0.0.1:{server.port}"
     env = {
-        **os.environ,
         "FAL_KEY": key,
         "FAL_RUN_HOST": f"{host}/fal.run",
         "FAL_QUEUE_RUN_HOST": f"{host}/queue.fal.run",
         "SSL_CERT_FILE": str(ca),
     }
-    script = PRELUDE + textwrap.dedent(code)
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_python(PRELUDE + textwrap.dedent(code), env=env, timeout=60)
 
 
 def test_run_returns_images(tls_emulator: RunningServer, tls_files: dict[str, Path]) -> None:

@@ -9,14 +9,12 @@ uploads and tokens reach a non-fal host. Realtime also uses `FAL_RUN_HOST` (env)
 from __future__ import annotations
 
 import json
-import os
 import ssl
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support.clients import run_python
 from tests.support.servers import RunningServer
 
 PRELUDE = """
@@ -73,22 +71,13 @@ def run_client(
     script: str, server: RunningServer, tls_files: dict[str, Path], key: str, *args: str
 ) -> Any:
     env = {
-        **os.environ,
         "FAL_KEY": key,
         "EMULATOR_URL": server.url,
         "FAL_RUN_HOST": f"127.0.0.1:{server.port}/fal.run",
         "FAL_QUEUE_RUN_HOST": f"127.0.0.1:{server.port}/queue.fal.run",
         "SSL_CERT_FILE": str(tls_files["ca"]),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PRELUDE + script, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_python(PRELUDE + script, *args, env=env, timeout=60)
 
 
 def received_paths(server: RunningServer, tls_files: dict[str, Path], account_id: str) -> list[str]:

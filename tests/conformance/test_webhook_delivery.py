@@ -9,10 +9,7 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -23,7 +20,8 @@ from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from tests.support.servers import ROOT, RunningServer, free_port
+from tests.support.clients import JS_DIR, run_node, run_python
+from tests.support.servers import RunningServer, free_port
 
 
 @dataclass(frozen=True)
@@ -147,22 +145,14 @@ def test_webhook_from_fal_client_submit_verifies_against_published_jwks(
     tls_emulator: RunningServer, tls_files: dict[str, Path]
 ) -> None:
     env = {
-        **os.environ,
         "FAL_KEY": "webhook-alice:secret",
         "FAL_RUN_HOST": f"127.0.0.1:{tls_emulator.port}/fal.run",
         "FAL_QUEUE_RUN_HOST": f"127.0.0.1:{tls_emulator.port}/queue.fal.run",
         "SSL_CERT_FILE": str(tls_files["ca"]),
     }
     with WebhookReceiver() as receiver:
-        done = subprocess.run(
-            [sys.executable, "-c", SUBMIT_WITH_FAL_CLIENT, receiver.url],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        request_id = json.loads(done.stdout)["request_id"]
+        out = run_python(SUBMIT_WITH_FAL_CLIENT, receiver.url, env=env, timeout=60)
+        request_id = out["request_id"]
         (delivery,) = receiver.wait_for(1)
     body = delivery.json()
     assert body["request_id"] == request_id and body["status"] == "OK"
@@ -173,13 +163,10 @@ def test_webhook_from_fal_client_submit_verifies_against_published_jwks(
 
 
 def test_webhook_from_js_queue_submit_carries_the_result(emulator: RunningServer) -> None:
-    script = ROOT / "tests" / "js" / "conformance" / "webhook-submit.mjs"
+    script = JS_DIR / "conformance" / "webhook-submit.mjs"
     with WebhookReceiver() as receiver:
         args = [emulator.url, "hook-erin:secret", "fal-ai/flux/dev", receiver.url, "a kite"]
-        done = subprocess.run(
-            ["node", str(script), *args], capture_output=True, text=True, timeout=60, check=True
-        )
-        request_id = json.loads(done.stdout)["request_id"]
+        request_id = run_node(script, *args, timeout=60)["request_id"]
         (delivery,) = receiver.wait_for(1)
     body = delivery.json()
     assert body["request_id"] == request_id and body["status"] == "OK"

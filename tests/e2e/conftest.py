@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.servers import RunningServer, free_port, nxs_command, start_nxs
+from tests.support.servers import RunningServer, free_port, run_nxs, start_emulator, start_nxs
 from tests.support.servers import eventually as eventually
 
 GOOD_KEY = "acct-main:secret-main-0001"
@@ -41,15 +39,7 @@ class Deployment:
 
     def nxs(self, *args: str, stdin: str | None = None) -> str:
         """Run an admin command; returns its stdout (fails the test on a non-zero exit)."""
-        done = subprocess.run(
-            nxs_command(*args),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env},
-            timeout=30,
-            check=False,
-        )
+        done = run_nxs(*args, env=self.env, stdin=stdin)
         assert done.returncode == 0, f"nxs {' '.join(args)}: {done.stderr}"
         return done.stdout
 
@@ -130,10 +120,8 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
     """The e2e emulator: time-scaled so queued requests complete in a blink, and with
     room for 8 requests per account, so a direct run is never refused with fal's
     concurrency 429 because an earlier test's queued jobs still hold the account."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("e2e-emulator") / "emulator.log"
-    args = ["emulator", "--port", str(port), "--time-scale", TIME_SCALE, "--concurrency", "8"]
-    server = start_nxs(args, port=port, log_path=log)
+    flags = ("--time-scale", TIME_SCALE, "--concurrency", "8")
+    server = start_emulator(tmp_path_factory.mktemp("e2e-emulator"), *flags)
     yield server
     server.stop()
 
@@ -179,8 +167,16 @@ def launch(
     return Gateway(server, deployment, httpx.Client(timeout=30, verify=verify))
 
 
-def _stop(gateways: list[Gateway]) -> None:
-    for gateway in gateways:
+def _launcher(tls_files: dict[str, Path]) -> Iterator[Callable[..., Gateway]]:
+    """`start(deployment, **options)` for a fixture; what it started stops at teardown."""
+    running: list[Gateway] = []
+
+    def start(deployment: Deployment, **options: Any) -> Gateway:
+        running.append(launch(deployment, tls_files, **options))
+        return running[-1]
+
+    yield start
+    for gateway in running:
         gateway.client.close()
         gateway.server.stop()
 
@@ -188,27 +184,13 @@ def _stop(gateways: list[Gateway]) -> None:
 @pytest.fixture(scope="session")
 def start_gateway(tls_files: dict[str, Path]) -> Iterator[Callable[..., Gateway]]:
     """Gateways that live for the whole session."""
-    running: list[Gateway] = []
-
-    def start(deployment: Deployment, **options: Any) -> Gateway:
-        running.append(launch(deployment, tls_files, **options))
-        return running[-1]
-
-    yield start
-    _stop(running)
+    yield from _launcher(tls_files)
 
 
 @pytest.fixture
 def fresh_gateway(tls_files: dict[str, Path]) -> Iterator[Callable[..., Gateway]]:
     """Gateways for one test, stopped when it ends (their pool probes stop with them)."""
-    running: list[Gateway] = []
-
-    def start(deployment: Deployment, **options: Any) -> Gateway:
-        running.append(launch(deployment, tls_files, **options))
-        return running[-1]
-
-    yield start
-    _stop(running)
+    yield from _launcher(tls_files)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,6 @@ requestMiddleware and with proxyUrl; Python fal_client over TLS via FAL_RUN_HOST
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -14,22 +10,11 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Customer, Deployment, Gateway
-from tests.support.servers import ROOT
-
-JS_CLIENT = ROOT / "tests" / "js" / "e2e" / "gateway-client.mjs"
+from tests.support.clients import JS_DIR, run_node, run_python
 
 
 def run_js(gateway: Gateway, key: str, mode: str) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", str(JS_CLIENT), gateway.url, key, mode],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=JS_CLIENT.parent,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return dict(run_node(JS_DIR / "e2e" / "gateway-client.mjs", gateway.url, key, mode))
 
 
 @pytest.mark.parametrize("mode", ["middleware", "proxyUrl"])
@@ -101,22 +86,12 @@ def test_python_client_over_tls_follows_the_rewritten_urls(
     customer = tls_gateway.customer()
     host = f"127.0.0.1:{tls_gateway.server.port}"
     env = {
-        **os.environ,
         "FAL_KEY": customer.key,
         "FAL_RUN_HOST": host,
         "FAL_QUEUE_RUN_HOST": f"{host}/queue",
         "SSL_CERT_FILE": str(tls_files["ca"]),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PY_CLIENT],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_python(PY_CLIENT, env=env)
     assert out["run"] == 1
     assert out["subscribe"] == 1
     assert out["updates"][-1] == "Completed"

@@ -1,14 +1,12 @@
 """Realtime through the gateway: `fal.realtime.connect` (JS client) with NXS's own token
 from the proxied tokens/ call, a WebSocket opened with an `nxs_` key header, and the
-limits: forged or foreign tokens, oversized frames (1009) and idle sessions (1001)."""
+limits: forged or foreign tokens, tokens of revoked keys, oversized frames (1009) and idle
+sessions (1001)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -17,28 +15,18 @@ from typing import Any
 import aiohttp
 import msgpack
 import pytest
-from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway
-from tests.support.servers import ROOT
+from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually
+from tests.support.clients import JS_DIR, run_node, run_python
 
-JS_DIR = ROOT / "tests" / "js" / "e2e"
 APP = "fal-ai/fast-lcm-diffusion"
 
 
 def realtime_js(
     gateway: Gateway, key: str, mode: str, *prompts: str, token: str | None = None
 ) -> dict[str, Any]:
-    env = {**os.environ, **({"REALTIME_TOKEN": token} if token else {})}
-    done = subprocess.run(
-        ["node", str(JS_DIR / "realtime-gateway.mjs"), gateway.url, key, mode, APP, *prompts],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=JS_DIR,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    env = {"REALTIME_TOKEN": token} if token else {}
+    script = JS_DIR / "e2e" / "realtime-gateway.mjs"
+    return dict(run_node(script, gateway.url, key, mode, APP, *prompts, env=env, timeout=60))
 
 
 @pytest.mark.parametrize("mode", ["middleware", "proxyUrl"])
@@ -78,6 +66,14 @@ def test_proxied_token_is_nxs_own_and_scoped(gateway: Gateway, alice: Customer) 
     assert other["results"] == [] and other["errors"][0]["status"] == 1008
 
 
+def realtime_token(gateway: Gateway, key: str) -> str:
+    """An NXS realtime token for APP, asked for with `key` (`POST /tokens/`)."""
+    body = {"allowed_apps": [APP.split("/")[-1]], "token_expiration": 60}
+    response = gateway.request("POST", "/tokens/", key, json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json())
+
+
 def test_token_request_validated(gateway: Gateway, alice: Customer) -> None:
     response = gateway.request("POST", "/tokens/", alice.key, json={"allowed_apps": "nope"})
     assert response.status_code == 422
@@ -92,10 +88,15 @@ def test_forged_token_refused(gateway: Gateway, alice: Customer) -> None:
 
 
 def ws_session(
-    gateway: Gateway, headers: dict[str, str], actions: Callable[[Any], Any], path: str = APP
+    gateway: Gateway,
+    headers: dict[str, str],
+    actions: Callable[[Any], Any],
+    path: str = APP,
+    token: str | None = None,
 ) -> Any:
     async def run() -> Any:
         url = gateway.url.replace("http", "ws") + f"/{path}/realtime"
+        url += f"?fal_jwt_token={token}" if token else ""
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(url, headers=headers, max_msg_size=0) as ws,
@@ -126,6 +127,23 @@ def test_unknown_key_refused_on_the_socket(gateway: Gateway) -> None:
 
     said, closed = ws_session(gateway, {"Authorization": "Key nxs_not-a-key"}, actions)
     assert json.loads(said.data) == {"status": "error", "error": "Unauthorized"}
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1008
+
+
+def test_token_of_a_key_revoked_since_is_refused(gateway: Gateway) -> None:
+    customer = gateway.customer("rt-revoked")
+    token = realtime_token(gateway, customer.key)
+
+    async def answer(ws: Any) -> Any:
+        await ws.send_bytes(msgpack.packb({"prompt": "knock", "seed": 1}))
+        while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+            pass  # fal's timings, or "Unauthorized" before the close
+        return message
+
+    assert ws_session(gateway, {}, answer, token=token).type == aiohttp.WSMsgType.BINARY
+    gateway.deployment.nxs("keys", "revoke", customer.key_id)
+    assert eventually(lambda: not gateway.knows(customer.key))
+    closed = ws_session(gateway, {}, answer, token=token)
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1008
 
 
@@ -177,18 +195,8 @@ def test_python_client_realtime_with_key_header_over_tls(
     gateway = fresh_gateway(deployment, tls=True)
     customer = gateway.customer("pyrt")
     env = {
-        **os.environ,
         "FAL_KEY": customer.key,
         "FAL_RUN_HOST": f"127.0.0.1:{gateway.server.port}",  # wss://{FAL_RUN_HOST}/…
         "SSL_CERT_FILE": str(tls_files["ca"]),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", PY_REALTIME],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"images": 1}
+    assert run_python(PY_REALTIME, env=env, timeout=60) == {"images": 1}

@@ -16,7 +16,7 @@ import aiohttp
 import msgpack
 import pytest
 from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually
-from tests.e2e.test_realtime import APP, realtime_js
+from tests.e2e.test_realtime import APP, realtime_js, realtime_token
 
 PRICE = "0.01"  # USD per image for fast-lcm-diffusion (one result frame = one image)
 
@@ -55,13 +55,17 @@ def closed_rows(gw: Gateway, customer: Customer, count: int) -> list[dict[str, A
     return usage(gw, customer)
 
 
-def session(gw: Gateway, customer: Customer, frames: list[str | bytes]) -> list[Any]:
-    """Open `/{APP}/realtime` with the key header; for each frame sent, read until fal's
-    answer to it (a result or an error); then close. Returns every message received."""
+def session(
+    gw: Gateway, customer: Customer, frames: list[str | bytes], token: str | None = None
+) -> list[Any]:
+    """Open `/{APP}/realtime` with the key header (or `?fal_jwt_token=` when given a token);
+    for each frame sent, read until fal's answer to it (a result or an error); then close.
+    Returns every message received."""
 
     async def run() -> list[Any]:
         url = gw.url.replace("http", "ws") + f"/{APP}/realtime"
-        headers = {"Authorization": f"Key {customer.key}"}
+        headers = {} if token else {"Authorization": f"Key {customer.key}"}
+        url += f"?fal_jwt_token={token}" if token else ""
         got: list[Any] = []
         async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
             for frame in frames:
@@ -124,6 +128,17 @@ def test_session_is_one_row_of_as_many_images_as_results(gw: Gateway) -> None:
     assert row["request_id"].startswith("rt_") and row["endpoint"] == APP
     assert row["status"] == "settled" and row["unit"] == "image" and row["units"] == "3"
     assert Decimal(row["cost"]) == Decimal(PRICE) * 3 * Decimal("1.5")  # the plan's markup
+
+
+def test_token_session_is_billed_to_the_key_that_asked_for_the_token(gw: Gateway) -> None:
+    customer = on_plan(gw, "rt-markup")
+    second = gw.deployment.new_key(customer.name)
+    assert eventually(lambda: gw.knows(second.key))
+    token = realtime_token(gw, second.key)
+    got = session(gw, customer, [prompt("a red fox")], token=token)
+    assert len([m for m in got if m.type == aiohttp.WSMsgType.BINARY]) == 1
+    (row,) = closed_rows(gw, customer, 1)
+    assert row["api_key_id"] == second.key_id != customer.key_id
 
 
 def test_prepaid_session_through_the_js_client_spends_credit(gw: Gateway) -> None:

@@ -5,28 +5,18 @@ on the gateway's own paths (`POST /storage/upload/initiate` …) with an `nxs_` 
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
 from tests.e2e.conftest import Customer, Gateway, eventually
-from tests.support.servers import ROOT
+from tests.support.clients import JS_DIR, run_node
 
-JS_DIR = ROOT / "tests" / "js" / "e2e"
 LARGE = 95 * 1024 * 1024  # above the JS client's 90 MB multipart threshold
 
 
 def upload_js(gateway: Gateway, key: str, mode: str, size: int) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", str(JS_DIR / "storage-gateway.mjs"), gateway.url, key, mode, str(size)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=JS_DIR,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    script = JS_DIR / "e2e" / "storage-gateway.mjs"
+    return dict(run_node(script, gateway.url, key, mode, str(size), timeout=120))
 
 
 @pytest.mark.parametrize(("mode", "size"), [("middleware", 2048), ("proxyUrl", LARGE)])

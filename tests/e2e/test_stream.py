@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,23 +19,10 @@ from tests.e2e.conftest import (
     eventually,
     launch,
 )
-from tests.support.servers import ROOT, RunningServer, free_port, start_nxs
+from tests.support.clients import JS_DIR, run_node
+from tests.support.servers import RunningServer, start_emulator
 
-JS_DIR = ROOT / "tests" / "js" / "e2e"
 SLOW_SCALE = "1.5"  # flux/dev: three progress events ~0.4 s apart
-
-
-def run_node(script: str, *args: str, timeout: float = 90) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", str(JS_DIR / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=JS_DIR,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +31,7 @@ def slow(
 ) -> Iterator[tuple[Gateway, Customer]]:
     """A gateway in front of an emulator slow enough to see events arrive one by one."""
     folder = tmp_path_factory.mktemp("slow-stream")
-    port = free_port()
-    emulator = start_nxs(
-        ["emulator", "--port", str(port), "--time-scale", SLOW_SCALE],
-        port=port,
-        log_path=folder / "emulator.log",
-    )
+    emulator = start_emulator(folder, "--time-scale", SLOW_SCALE)
     deployment = Deployment(folder, _env(folder, emulator), emulator)
     deployment.add_upstream("main", GOOD_KEY)
     gateway = launch(deployment, tls_files)
@@ -75,7 +55,7 @@ def _env(folder: Path, emulator: RunningServer) -> dict[str, str]:
 @pytest.mark.parametrize("mode", ["middleware", "proxyUrl"])
 def test_js_stream_events_arrive_as_sent(slow: tuple[Gateway, Customer], mode: str) -> None:
     gateway, customer = slow
-    out = run_node("stream-timing.mjs", gateway.url, customer.key, mode)
+    out = run_node(JS_DIR / "e2e" / "stream-timing.mjs", gateway.url, customer.key, mode)
     partials = [event for event in out["events"] if event["partial"]]
     assert out["images"] == 1
     assert len(partials) == 3

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually
-from tests.support.servers import ROOT, free_port, start_nxs
+from tests.support.clients import JS_DIR, run_node
+from tests.support.servers import free_port, start_nxs
 
-JS_DIR = ROOT / "tests" / "js" / "e2e"
 ENDPOINT = "fal-ai/flux/schnell"
 
 # The customer's receiver: verifies each delivery with cryptography's Ed25519 against the
@@ -157,16 +157,9 @@ def carol(site: RelaySite) -> Customer:
 
 
 def submit_js(site: RelaySite, key: str, mode: str, webhook_url: str) -> str:
-    done = subprocess.run(
-        ["node", str(JS_DIR / "webhook-gateway.mjs"), site.url, key, mode, ENDPOINT, webhook_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=JS_DIR,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return str(json.loads(done.stdout.strip().splitlines()[-1])["request_id"])
+    script = JS_DIR / "e2e" / "webhook-gateway.mjs"
+    out = run_node(script, site.url, key, mode, ENDPOINT, webhook_url, timeout=60)
+    return str(out["request_id"])
 
 
 @pytest.mark.parametrize("mode", ["middleware", "proxyUrl"])

@@ -1,6 +1,7 @@
 """Real servers for the tests: `nxs` subprocesses on free loopback ports.
 
-`start_nxs(["emulator", …])` runs the real command line and waits until it answers.
+`start_nxs(["emulator", …])` runs the real command line and waits until it answers;
+`start_emulator(folder, *flags)` is that for the emulator on a free port.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from ssl import SSLContext
+from ssl import SSLContext, create_default_context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +56,21 @@ def nxs_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nxs", *args]
 
 
+def run_nxs(
+    *args: str, env: Mapping[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `nxs ARGS…` (an admin command) with `env` on top of ours; never raises on failure."""
+    return subprocess.run(
+        nxs_command(*args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=30,
+        check=False,
+    )
+
+
 def start_nxs(
     args: list[str],
     *,
@@ -83,6 +99,21 @@ def start_nxs(
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"nxs {args[0]} not ready in {timeout}s:\n{server.log()}")
+
+
+def start_emulator(
+    folder: Path, *flags: str, tls: Mapping[str, Path] | None = None
+) -> RunningServer:
+    """`nxs emulator FLAGS…` on a free port, logging to `folder`/emulator.log; over TLS
+    with `tls` (the `cert`, `key` and `ca` files of the `tls_files` fixture)."""
+    port = free_port()
+    args = ["emulator", "--port", str(port), *flags]
+    log_path = folder / "emulator.log"
+    if tls is None:
+        return start_nxs(args, port=port, log_path=log_path)
+    args += ["--ssl-certfile", str(tls["cert"]), "--ssl-keyfile", str(tls["key"])]
+    context = create_default_context(cafile=str(tls["ca"]))
+    return start_nxs(args, port=port, log_path=log_path, scheme="https", ssl_context=context)
 
 
 def _answers(url: str, ssl_context: SSLContext | None) -> bool:

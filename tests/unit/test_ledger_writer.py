@@ -80,11 +80,9 @@ def test_deferred_reservation_inserts_commit_only_for_admitted_requests(db: Data
 
 def test_a_duplicate_insert_fails_alone_and_the_rest_of_its_batch_commits(db: Database) -> None:
     cid = new_customer(db)
-    first = entry(cid, "led_a")
-    duplicate = replace(entry(cid, "led_b"), request_id="req_1")
     rows = [
-        ledger.row(replace(first, request_id="req_1"), "settled"),
-        ledger.row(duplicate, "settled"),
+        ledger.row(entry(cid, "led_a"), "settled"),
+        ledger.row(replace(entry(cid, "led_a"), request_id="req_1"), "settled"),
         ledger.row(entry(cid, "led_c"), "settled"),
     ]
 

@@ -1,5 +1,5 @@
-"""The billing commands: `nxs plans …`, `nxs subscriptions set`, `nxs credits grant`,
-`nxs pricing sync|set|list|unknown` and `nxs usage`.
+"""The billing commands: `nxs plans create|update|list`, `nxs subscriptions set|show`,
+`nxs credits grant|show`, `nxs pricing sync|set|list|unknown` and `nxs usage`.
 
 Amounts are USD decimals ("12.50"); dates are `YYYY-MM-DD` (UTC) or ISO 8601 times. Each
 change is written with its audit-log entry in one transaction and reaches running
@@ -12,14 +12,23 @@ import argparse
 import csv
 import io
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nxs.admin import audit
 from nxs.admin.commands import Subparsers, add_group, add_leaf, command
 from nxs.admin.output import render, timestamp
 from nxs.billing import catalog
+from nxs.billing.errors import InvalidBillingInput
 from nxs.billing.money import Money
-from nxs.billing.plans import Plan, SubscriptionStatus, parse_until, plan_from_options
+from nxs.billing.plans import (
+    CreditMode,
+    Plan,
+    SubscriptionStatus,
+    is_date,
+    parse_until,
+    plan_from_options,
+)
 from nxs.billing.pricing import UnknownEndpoints, parse_unit_price
 from nxs.billing.sync import sync_prices
 from nxs.billing.usage import UsageRow, usage_rows
@@ -51,17 +60,33 @@ def add_commands(subparsers: Subparsers) -> None:
 
 def _plan_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "plans", "billing plans: credit mode, limits, endpoints, prices")
-    create = add_leaf(group, "create", "create a plan", _create_plan)
-    create.add_argument("name")
-    mode = create.add_mutually_exclusive_group()
-    mode.add_argument("--prepaid", action="store_true", help="only granted credit is spent")
-    mode.add_argument("--monthly-credit", metavar="AMOUNT", help="USD allowance each month")
-    create.add_argument("--rpm", help="requests per minute, per customer and per key")
-    create.add_argument("--max-in-flight", help="requests in flight, per customer and per key")
-    create.add_argument("--endpoints", metavar="GLOB,…", help="allowed endpoints (default all)")
-    create.add_argument("--multiplier", default="1", help="price multiplier (default 1)")
+    create = add_leaf(group, "create", "create a plan (metered unless told so)", _create_plan)
+    _plan_options(create, updating=False)
+    update = add_leaf(
+        group, "update", "change a plan, e.g. `default`; options not given are kept", _update_plan
+    )
+    _plan_options(update, updating=True)
     listing = add_leaf(group, "list", "list plans", _list_plans)
     listing.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _plan_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
+    parser.add_argument("name")
+    mode = parser.add_mutually_exclusive_group()
+    if updating:
+        mode.add_argument("--metered", action="store_true", help="no credit needed (usage metered)")
+    mode.add_argument("--prepaid", action="store_true", help="only granted credit is spent")
+    mode.add_argument("--monthly-credit", metavar="AMOUNT", help="USD allowance each month")
+    unset = " ('none': no limit)" if updating else ""
+    parser.add_argument("--rpm", help=f"requests per minute, per customer and per key{unset}")
+    parser.add_argument(
+        "--max-in-flight", help=f"requests in flight, per customer and per key{unset}"
+    )
+    parser.add_argument(
+        "--endpoints", metavar="GLOB,…", help="allowed endpoints ('*' or omitted: all)"
+    )
+    default = None if updating else "1"
+    parser.add_argument("--multiplier", default=default, help="price multiplier (default 1)")
 
 
 def _create_plan(store: Store, args: argparse.Namespace) -> int:
@@ -79,6 +104,40 @@ def _create_plan(store: Store, args: argparse.Namespace) -> int:
         audit.record(store.database, audit.CLI, "plans.create", plan.name, _plan_record(plan))
     print(f"Created plan '{plan.name}' ({plan.mode.value}).")
     return 0
+
+
+def _update_plan(store: Store, args: argparse.Namespace) -> int:
+    current = catalog.get_plan(store.database, args.name)
+    prepaid = args.prepaid or (current.mode is CreditMode.PREPAID and _keeps_mode(args))
+    monthly = args.monthly_credit
+    if monthly is None and current.mode is CreditMode.MONTHLY and _keeps_mode(args):
+        monthly = str(current.monthly_credit)
+    plan = plan_from_options(
+        current.name,
+        prepaid=prepaid,
+        monthly_credit=monthly,
+        rpm=_limit(args.rpm, current.rpm),
+        max_in_flight=_limit(args.max_in_flight, current.max_in_flight),
+        endpoints=list(current.endpoints) if args.endpoints is None else args.endpoints,
+        multiplier=str(current.multiplier) if args.multiplier is None else args.multiplier,
+    )
+    with store.database.transaction():
+        catalog.save_plan(store.database, plan, replace=True)
+        audit.record(store.database, audit.CLI, "plans.update", plan.name, _plan_record(plan))
+    print(f"Updated plan '{plan.name}':")
+    print(render([_plan_record(plan)], PLAN_COLUMNS, as_json=False))
+    return 0
+
+
+def _keeps_mode(args: argparse.Namespace) -> bool:
+    return not (args.metered or args.prepaid or args.monthly_credit is not None)
+
+
+def _limit(given: str | None, current: int | None) -> object:
+    """An update's --rpm / --max-in-flight: kept when not given, removed with 'none'."""
+    if given is None:
+        return current
+    return None if given.strip().lower() == "none" else given
 
 
 def _list_plans(store: Store, args: argparse.Namespace) -> int:
@@ -110,6 +169,9 @@ def _subscription_commands(subparsers: Subparsers) -> None:
     put.add_argument("--until", metavar="DATE", help="active through this day (UTC)")
     states = [status.value for status in SubscriptionStatus]
     put.add_argument("--status", choices=states, default="active", help="default active")
+    show = add_leaf(group, "show", "a customer's plan and subscription", _show_subscription)
+    show.add_argument("customer")
+    show.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _set_subscription(store: Store, args: argparse.Namespace) -> int:
@@ -120,10 +182,27 @@ def _set_subscription(store: Store, args: argparse.Namespace) -> int:
         catalog.set_subscription(store.database, customer.id, args.plan, until, status)
         detail = {"plan": args.plan, "status": status.value, "until": args.until}
         audit.record(store.database, audit.CLI, "subscriptions.set", customer.name, detail)
-    ends = f" through {args.until.strip()}" if until else ""
-    if until and len(args.until.strip()) != 10:
+    ends = f" through {(until - timedelta(days=1)).date()}" if until else ""
+    if until and not is_date(args.until):
         ends = f" until {timestamp(until.timestamp())}"
     print(f"Customer '{customer.name}' is on plan '{args.plan}' ({status.value}{ends}).")
+    if until is not None and until <= datetime.now(UTC):
+        print("That end is already past: the customer's requests get 402 until it is extended.")
+    return 0
+
+
+def _show_subscription(store: Store, args: argparse.Namespace) -> int:
+    customer = store.get_customer(args.customer)
+    subscription = catalog.get_subscription(store.database, customer.id)
+    until = subscription.until
+    record = {
+        "customer": customer.name,
+        "plan": subscription.plan,
+        "status": subscription.status.value,
+        "until": timestamp(until.timestamp()) if until else None,
+        "active": subscription.subscription_active(datetime.now(UTC)),
+    }
+    print(render([record], tuple(record), as_json=args.json))
     return 0
 
 
@@ -209,7 +288,12 @@ def _list_prices(store: Store, args: argparse.Namespace) -> int:
 
 def _set_unknown(store: Store, args: argparse.Namespace) -> int:
     text = str(args.policy).strip().lower()
-    policy = UnknownEndpoints() if text == "refuse" else UnknownEndpoints.charge_per_request(text)
+    try:
+        refuse = text == "refuse"
+        policy = UnknownEndpoints() if refuse else UnknownEndpoints.charge_per_request(text)
+    except InvalidBillingInput as error:
+        message = "policy must be 'refuse' or a USD price per request, like 0.01"
+        raise InvalidBillingInput("policy", message) from error
     with store.database.transaction():
         catalog.set_unknown_policy(store.database, policy)
         audit.record(store.database, audit.CLI, "pricing.unknown", None, {"policy": text})
@@ -224,8 +308,8 @@ def _set_unknown(store: Store, args: argparse.Namespace) -> int:
 
 
 def _usage(store: Store, args: argparse.Namespace) -> int:
-    customer_id = store.get_customer(args.customer).id if args.customer else None
-    since = _since(args.since) if args.since else None
+    customer_id = store.get_customer(args.customer).id if args.customer is not None else None
+    since = _since(args.since) if args.since is not None else None
     records = [_usage_record(row) for row in usage_rows(store.database, customer_id, since)]
     if args.csv:
         print(_csv(records), end="")
@@ -236,8 +320,8 @@ def _usage(store: Store, args: argparse.Namespace) -> int:
 
 def _since(text: str) -> float:
     """`2026-11-01` → that day's start (UTC); a full ISO time as given."""
-    moment = parse_until(text, "since").timestamp()
-    return moment - 86400 if len(text.strip()) == 10 else moment
+    moment = parse_until(text, "since")
+    return (moment - timedelta(days=1) if is_date(text) else moment).timestamp()
 
 
 def _usage_record(row: UsageRow) -> dict[str, Any]:

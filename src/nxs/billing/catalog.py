@@ -29,7 +29,13 @@ from nxs.billing.plans import (
     Subscription,
     SubscriptionStatus,
 )
-from nxs.billing.pricing import PriceBook, PriceRule, UnknownEndpoints, parse_unit
+from nxs.billing.pricing import (
+    PriceBook,
+    PriceRule,
+    UnknownEndpoints,
+    parse_endpoint_pattern,
+    parse_unit,
+)
 from nxs.errors import Conflict, NotFound
 from nxs.store.database import Database, Row
 from nxs.store.ids import new_id, now
@@ -222,7 +228,7 @@ def set_price(
     db: Database, pattern: str, unit: object, unit_price: Decimal, source: str = "operator"
 ) -> PriceRule:
     """Create or replace the rule for `pattern` (an endpoint id or a glob)."""
-    rule = PriceRule(pattern.strip(), parse_unit(unit), unit_price)
+    rule = PriceRule(parse_endpoint_pattern(pattern), parse_unit(unit), unit_price)
     import_prices(db, [rule], source)
     return rule
 

@@ -40,7 +40,7 @@ class Entry:
     customer_id: str
     api_key_id: str
     endpoint: str
-    kind: str  # "run" or "queue"
+    kind: str  # "run", "queue" or "realtime"
     rule: PriceRule
     multiplier: Decimal
     estimated_units: Decimal
@@ -201,9 +201,10 @@ def settle(db: Database, entry: Entry, settlement: Settlement) -> bool:
 
 
 def find_open(db: Database, request_id: str) -> Entry | None:
-    """The open (reserved or pending) row of a request id, if any."""
+    """The open (reserved or pending) row of a queued request id, if any."""
     row = db.fetch_one(
-        f"SELECT {COLUMNS} FROM ledger WHERE request_id = ? AND status IN ('reserved', 'pending')",
+        f"SELECT {COLUMNS} FROM ledger WHERE request_id = ? AND kind = 'queue'"
+        " AND status IN ('reserved', 'pending')",
         (request_id,),
     )
     return entry_of(row) if row else None
@@ -248,3 +249,8 @@ def entry_of(row: Row) -> Entry:
 
 def _latency(entry: Entry) -> int:
     return max(0, round((now() - entry.created_at) * 1000))
+
+
+def recorded(db: Database, request_id: str) -> bool:
+    """Whether a ledger row carries this fal request id yet (open or closed)."""
+    return db.fetch_one("SELECT 1 FROM ledger WHERE request_id = ?", (request_id,)) is not None

@@ -14,7 +14,7 @@ from nxs.billing.errors import InvalidBillingInput
 
 MICROS_PER_USD = 1_000_000
 MAX_USD = Decimal(1_000_000_000)
-_PLAIN_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")  # ASCII digits only: not "١٢"
 _ONE_MICRO = Decimal("0.000001")
 
 
@@ -97,5 +97,12 @@ def charge(units: Decimal, unit_price: Decimal, multiplier: Decimal = Decimal(1)
 
 
 def parse_multiplier(value: object, field: str = "multiplier") -> Decimal:
-    """A plan's price multiplier: 0 ≤ x ≤ 1000, at most 6 decimals ("1.25")."""
-    return parse_decimal(value, field, places=6, maximum=Decimal(1000))
+    """A plan's price multiplier: 0 < x ≤ 1000, at most 6 decimals ("1.25").
+
+    Zero is refused: it would record every request at $0 (a metered plan is the way to
+    let a customer use NXS without credit, and its usage keeps its real cost).
+    """
+    multiplier = parse_decimal(value, field, places=6, maximum=Decimal(1000))
+    if multiplier == 0:
+        raise InvalidBillingInput(field, f"{field} must be greater than 0")
+    return multiplier

@@ -22,9 +22,11 @@ from nxs.billing.errors import (
 )
 from nxs.billing.limits import Limit
 from nxs.billing.money import Money, parse_multiplier
+from nxs.billing.pricing import parse_endpoint_pattern
 
 DEFAULT_PLAN_NAME = "default"
 _PLAN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MAX_COUNT = 1_000_000_000  # the largest rpm / in-flight limit (beyond it: no limit at all)
 
 
 class CreditMode(StrEnum):
@@ -108,13 +110,22 @@ def parse_until(text: object, name: str = "until") -> datetime:
         raise InvalidBillingInput(name, f"{name} must be a date like 2026-12-31")
     value = text.strip()
     try:
-        if len(value) == 10:
+        if is_date(value):  # any date form (2026-12-31, 20261231) means the whole day
             day = date.fromisoformat(value)
             return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise InvalidBillingInput(name, f"{name} is not a valid date: {value!r}") from error
+    except (ValueError, OverflowError) as error:  # 2026-02-30; 9999-12-31 has no next day
+        raise InvalidBillingInput(name, f"{name} is not a valid date: {value[:40]!r}") from error
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_date(text: str) -> bool:
+    """Whether `text` is a date without a time of day (then it means that whole UTC day)."""
+    try:
+        date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def plan_from_options(
@@ -136,6 +147,9 @@ def plan_from_options(
     credit = Money.zero()
     if monthly_credit is not None:
         mode, credit = CreditMode.MONTHLY, Money.parse(monthly_credit, "monthly_credit")
+        if credit.micros == 0:
+            message = "monthly_credit must be greater than 0 (a plan on grants only is prepaid)"
+            raise InvalidBillingInput("monthly_credit", message)
     return Plan(
         name=name,
         mode=mode,
@@ -153,10 +167,10 @@ def _positive_count(value: object, name: str) -> int | None:
     number = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
-    if number is None or number < 1:
-        raise InvalidBillingInput(name, f"{name} must be a whole number ≥ 1")
+    if number is None or not 1 <= number <= MAX_COUNT:
+        raise InvalidBillingInput(name, f"{name} must be a whole number from 1 to {MAX_COUNT}")
     return number
 
 
@@ -164,7 +178,8 @@ def _globs(endpoints: str | Sequence[str] | None) -> tuple[str, ...]:
     if endpoints is None:
         return ()
     items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-    globs = tuple(item.strip() for item in items if isinstance(item, str) and item.strip())
-    if any(" " in glob for glob in globs):
-        raise InvalidBillingInput("endpoints", "endpoint globs must not contain spaces")
-    return globs
+    named = [item for item in items if not isinstance(item, str) or item.strip()]
+    if items and not named:  # "" or [""]: a typo must not open every endpoint
+        message = "endpoints must name at least one endpoint glob (omit it to allow all)"
+        raise InvalidBillingInput("endpoints", message)
+    return tuple(parse_endpoint_pattern(item, "endpoints") for item in named)

@@ -7,6 +7,7 @@ a flat per-request price). `parse_pricing_body` turns `GET /v1/models/pricing` J
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,6 +20,8 @@ from nxs.billing.errors import InvalidBillingInput, NoPrice, PricingResponseInva
 from nxs.billing.money import parse_decimal
 
 UNIT_PRICE_PLACES = 9
+_ENDPOINT_GLOB = re.compile(r"^[A-Za-z0-9*?._-][A-Za-z0-9*?._/!\[\]-]{0,199}$")
+_GLOB_CLASS = re.compile(r"\[!?[^\[\]/!]+\]")  # a character class such as [0-9] or [!x]
 _LOOKUP_CACHE_SIZE = 4096
 
 
@@ -56,6 +59,23 @@ def parse_unit(name: object, field: str = "unit") -> Unit:
         known = ", ".join(sorted(_UNIT_NAMES))
         raise InvalidBillingInput(field, f"unknown pricing unit {name!r} (known: {known})")
     return unit
+
+
+def parse_endpoint_pattern(value: object, field: str = "pattern") -> str:
+    """An endpoint id or glob as fal names endpoints (`fal-ai/flux/dev`, `fal-ai/flux/*`).
+
+    Refused: blanks, spaces, a leading, trailing or doubled `/`, URLs, and an unclosed `[` (which
+    `fnmatch` would take literally, so the glob could never match anything).
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    bare = _GLOB_CLASS.sub("x", text)
+    slashes = "//" in text or text.endswith("/")
+    if not _ENDPOINT_GLOB.match(text) or any(char in bare for char in "[]!") or slashes:
+        shown = f" {text!r}" if text and len(text) <= 200 else ""
+        raise InvalidBillingInput(
+            field, f"{field}{shown} is not an endpoint id or glob like fal-ai/flux/*"
+        )
+    return text
 
 
 def parse_unit_price(value: object, field: str = "unit_price") -> Decimal:

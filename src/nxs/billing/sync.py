@@ -59,6 +59,9 @@ def sync_prices(
         page = parse_pricing_body(body)
         rules.extend(page.rules)
         skipped.extend(page.skipped)
+        answered = {rule.pattern for rule in page.rules} | {name for name, _ in page.skipped}
+        if not page.has_more:  # (later pages are not fetched: fal prices ≤ 50 ids on one)
+            skipped.extend((e, "no price from fal") for e in batch if e not in answered)
     import_prices(store.database, rules, "sync")
     return SyncReport(len(rules), tuple(skipped))
 

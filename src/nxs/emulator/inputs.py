@@ -37,26 +37,27 @@ class FieldError(Exception):
 
 
 def _as_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise FieldError("value is not a valid integer", "type_error.integer")
-    try:
-        number = float(value)
-    except ValueError as exc:
-        raise FieldError("value is not a valid integer", "type_error.integer") from exc
-    if not math.isfinite(number) or number != int(number):
+    number = _finite(value, "integer")
+    if number != int(number):
         raise FieldError("value is not a valid integer", "type_error.integer")
     return int(number)
 
 
 def _as_float(value: Any) -> float:
+    return _finite(value, "float")
+
+
+def _finite(value: Any, kind: str) -> float:
+    """A finite number from a number or a numeric string (never a bool)."""
+    invalid = FieldError(f"value is not a valid {kind}", f"type_error.{kind}")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise FieldError("value is not a valid float", "type_error.float")
+        raise invalid
     try:
         number = float(value)
     except ValueError as exc:
-        raise FieldError("value is not a valid float", "type_error.float") from exc
+        raise invalid from exc
     if not math.isfinite(number):
-        raise FieldError("value is not a valid float", "type_error.float")
+        raise invalid
     return number
 
 

@@ -168,7 +168,10 @@ class Scheduler:
     async def _run(self, job: Job) -> None:
         scale = self._state.config.time_scale
         try:
-            slot = await asyncio.wait_for(self._start(job, scale), job.start_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that lands as the slot is acquired, and the cancelled job would run anyway.
+            async with asyncio.timeout(job.start_timeout):
+                slot = await self._start(job, scale)
         except TimeoutError:
             outcome = TIMED_OUT  # X-Fal-Request-Timeout passed while still IN_QUEUE
         except asyncio.CancelledError:

@@ -23,11 +23,13 @@ class Authenticator:
     def __init__(self, key_hash: Callable[[str], str]) -> None:
         self._key_hash = key_hash
         self._grants: Mapping[str, KeyGrant] = {}
+        self._by_key_id: dict[str, KeyGrant] = {}
         self._memo: dict[str, KeyGrant] = {}
 
     def load(self, grants: Mapping[str, KeyGrant]) -> None:
         """Replace the snapshot (called when the store's version changed)."""
         self._grants = grants
+        self._by_key_id = {grant.key_id: grant for grant in grants.values()}
         self._memo = {}
 
     def authenticate(self, authorization: str | None) -> KeyGrant:
@@ -35,6 +37,16 @@ class Authenticator:
         if not authorization:
             raise InvalidApiKey()
         grant = self._memo.get(authorization) or self._lookup(authorization)
+        if not grant.customer_active:
+            raise PaymentRequired()
+        return grant
+
+    def key_grant(self, key_id: str) -> KeyGrant:
+        """The grant of a key named by id (from a token NXS signed): 401 once it is revoked,
+        402 while its customer is suspended."""
+        grant = self._by_key_id.get(key_id)
+        if grant is None:
+            raise InvalidApiKey()
         if not grant.customer_active:
             raise PaymentRequired()
         return grant

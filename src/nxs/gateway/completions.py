@@ -7,9 +7,10 @@ final verdict refunds: a poll that times out or a client that leaves changes not
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import ClientResponse
@@ -24,12 +25,22 @@ from nxs.billing.outcomes import (
     outcome_of_webhook,
 )
 from nxs.billing.settle import BILLABLE_UNITS_HEADER, Outcome, Verdict
+from nxs.errors import NxsError
 from nxs.gateway import routes
 from nxs.gateway.forward import SMALL_BODY, UPSTREAM_ERRORS
 from nxs.gateway.metering import BODY_UNITS, Meter
 from nxs.gateway.pool import KeyPool
 from nxs.gateway.routes import app_id
 from nxs.store.database import Database
+
+WEBHOOK_WAITS: Final = 20  # × WEBHOOK_WAIT_SECONDS: how long a webhook waits for its row
+WEBHOOK_WAIT_SECONDS: Final = 0.05
+
+
+class CompletionNotRecorded(NxsError):
+    """fal reported on a request whose ledger row has no request id yet: fal retries."""
+
+    status, error_type, detail = 503, "completion_not_recorded", "Request not recorded yet"
 
 
 def open_entry(meter: Meter, request_id: str) -> Entry | None:
@@ -104,11 +115,26 @@ async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
 
 
 async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any]) -> None:
-    """fal's webhook (through the relay's completion hook): OK settles, ERROR refunds."""
+    """fal's webhook (through the relay's completion hook): OK settles, ERROR refunds.
+
+    fal may call back before the submit's ledger row carries the request id (a job done
+    within the submit's own round trip): wait a moment for the row, then raise so that
+    fal retries the webhook — never take the request for closed before its row exists.
+    """
     outcome = outcome_of_webhook(dict(document))
-    entry = open_entry(meter, request_id) if outcome is not None else None
-    if entry is not None and outcome is not None:
-        await finish(meter, entry, outcome, {}, document.get("payload"))
+    if outcome is None or not meter.enabled:
+        return
+    for _ in range(WEBHOOK_WAITS):
+        if request_id in meter.closed:
+            return
+        entry = meter.open.get(request_id) or ledger.find_open(meter.db, request_id)
+        if entry is not None:
+            await finish(meter, entry, outcome, {}, document.get("payload"))
+            return
+        if ledger.recorded(meter.db, request_id):
+            return  # closed already: by a result fetch, a status poll or the reconciler
+        await asyncio.sleep(WEBHOOK_WAIT_SECONDS)
+    raise CompletionNotRecorded()
 
 
 def _json(payload: bytes) -> Any:

@@ -43,12 +43,12 @@ class RealtimeMeter(Protocol):
     it returns goes back to `closed` with the session's length and the results fal sent.
     """
 
-    async def opened(self, customer_id: str, key_id: str | None, endpoint: str) -> object: ...
+    async def opened(self, customer_id: str, key_id: str, endpoint: str) -> object: ...
     async def closed(self, session: object, seconds: float, results: int) -> None: ...
 
 
 class NoRealtimeMetering:
-    async def opened(self, customer_id: str, key_id: str | None, endpoint: str) -> object:
+    async def opened(self, customer_id: str, key_id: str, endpoint: str) -> object:
         return None
 
     async def closed(self, session: object, seconds: float, results: int) -> None:
@@ -90,7 +90,8 @@ class RealtimeBridge:
     async def issue_token(self, ex: Exchange, grant: KeyGrant, limit: int) -> None:
         """`POST /tokens/` (or the proxied rest.fal.ai/tokens/): an NXS realtime token."""
         apps, seconds = parse_token_request(await ex.read_body(limit))
-        await ex.respond_json(200, self.tokens.issue(grant.customer_id, apps, seconds))
+        token = self.tokens.issue(grant.customer_id, grant.key_id, apps, seconds)
+        await ex.respond_json(200, token)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -118,8 +119,9 @@ class RealtimeBridge:
             entry.in_flight -= 1
             await self.meter.closed(session, pump.seconds, counter.results)
 
-    def _authorize(self, scope: Scope) -> tuple[str, str | None, str]:
-        """Customer id, key id (None with a token) and endpoint; 401/402/404 otherwise."""
+    def _authorize(self, scope: Scope) -> tuple[str, str, str]:
+        """Customer id, key id (the header's, or the key a token was issued to) and
+        endpoint; 401 (also for a token whose key was revoked since), 402, 404 otherwise."""
         endpoint = self._endpoint(scope["path"])
         authorization = _header(scope, b"authorization")
         if authorization:
@@ -131,7 +133,10 @@ class RealtimeBridge:
         claims = self.tokens.verify(token)
         if _alias(endpoint) not in claims.apps:
             raise InvalidApiKey("This realtime token is not for this app")
-        return claims.customer_id, None, endpoint
+        grant = self._auth.key_grant(claims.key_id)
+        if grant.customer_id != claims.customer_id:
+            raise InvalidApiKey()
+        return grant.customer_id, grant.key_id, endpoint
 
     def _endpoint(self, path: str) -> str:
         trimmed = path.rstrip("/")

@@ -23,11 +23,8 @@ from nxs.gateway.metering import Meter
 from nxs.store.database import Database
 from nxs.store.ids import now
 
-# The ledger's CHECK admits only 'run' and 'queue' so far: sessions are booked as runs
-# and told apart by their request id (`rt_…`). Switch to "realtime" with the migration.
-LEDGER_KIND: Final = "run"
+LEDGER_KIND: Final = "realtime"
 SESSION_PREFIX: Final = "rt_"
-TOKEN_KEY_ID: Final = "realtime-token"  # api_key_id of sessions opened with an NXS token
 MIN_RESULTS: Final = Decimal(1)  # what credit must cover before a session opens
 CONTROL_SCAN: Final = 4096  # text frames longer than this are results, never control
 
@@ -47,9 +44,7 @@ class RealtimeBilling:
     def __init__(self, meter: Meter) -> None:
         self._meter = meter
 
-    async def opened(
-        self, customer_id: str, key_id: str | None, endpoint: str
-    ) -> RealtimeSession | None:
+    async def opened(self, customer_id: str, key_id: str, endpoint: str) -> RealtimeSession | None:
         """Admit a session before fal's socket opens; raises 402/403/429 to refuse it."""
         meter = self._meter
         if not meter.enabled:
@@ -91,14 +86,14 @@ class RealtimeBilling:
         finally:
             self._release(session.permit)
 
-    def _entry(self, customer_id: str, key_id: str | None, endpoint: str, plan: Plan) -> Entry:
+    def _entry(self, customer_id: str, key_id: str, endpoint: str, plan: Plan) -> Entry:
         rule = self._meter.snapshot.prices.price(endpoint)
         held = charge(MIN_RESULTS, rule.unit_price, plan.multiplier)
         session_id = uuid.uuid4().hex
         return Entry(
             id=f"led_{SESSION_PREFIX}{session_id}",
             customer_id=customer_id,
-            api_key_id=key_id or TOKEN_KEY_ID,
+            api_key_id=key_id,  # the header's key, or the key an NXS token was issued to
             endpoint=endpoint,
             kind=LEDGER_KIND,
             rule=rule,
@@ -109,12 +104,11 @@ class RealtimeBilling:
             request_id=f"{SESSION_PREFIX}{session_id}",
         )
 
-    def _acquire(self, plan: Plan, customer_id: str, key_id: str | None) -> Permit | None:
+    def _acquire(self, plan: Plan, customer_id: str, key_id: str) -> Permit | None:
         """One request in flight while the session is open (per customer, and per key)."""
         if plan.rpm is None and plan.max_in_flight is None:
             return None
-        limits = plan.limits(customer_id, key_id or TOKEN_KEY_ID)
-        admitted = self._meter.limiter.try_acquire(limits if key_id else limits[:1])
+        admitted = self._meter.limiter.try_acquire(plan.limits(customer_id, key_id))
         if not isinstance(admitted, Permit):
             raise admitted.error()
         return admitted

@@ -1,12 +1,12 @@
 """NXS's short-lived realtime tokens: what `POST /tokens/` (directly or as the proxied
 `rest.fal.ai/tokens/` call `fal.realtime.connect` makes) hands a customer, and what
-`/{endpoint}/realtime?fal_jwt_token=…` accepts. A token names the customer, the app
-aliases it may open and its expiry, signed with NXS's Ed25519 webhook key.
+`/{endpoint}/realtime?fal_jwt_token=…` accepts. A token names the customer, the key that
+asked for it, the app aliases it may open and its expiry, signed with NXS's Ed25519
+webhook key (so its key id can be trusted: sessions are billed to that key).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import time
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from nxs.errors import InvalidApiKey, ValidationFailed
-from nxs.relay.signing import SigningKey
+from nxs.relay.signing import SigningKey, b64url, b64url_decode
 
 PREFIX: Final = "nxsrt."
 DEFAULT_SECONDS: Final = 120
@@ -28,16 +28,9 @@ class InvalidRealtimeToken(InvalidApiKey):
 @dataclass(frozen=True)
 class TokenClaims:
     customer_id: str
+    key_id: str  # the `nxs_` key that asked for the token
     apps: tuple[str, ...]
     expires_at: float
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class RealtimeTokens:
@@ -46,10 +39,11 @@ class RealtimeTokens:
     def __init__(self, key: SigningKey) -> None:
         self._key = key
 
-    def issue(self, customer_id: str, apps: list[str], seconds: float) -> str:
-        claims = {"sub": customer_id, "apps": apps, "exp": int(time.time() + seconds)}
-        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        signature = _b64(self._key.sign_bytes(body.encode()))
+    def issue(self, customer_id: str, key_id: str, apps: list[str], seconds: float) -> str:
+        expires = int(time.time() + seconds)
+        claims = {"sub": customer_id, "key": key_id, "apps": apps, "exp": expires}
+        body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+        signature = b64url(self._key.sign_bytes(body.encode()))
         return f"{PREFIX}{body}.{signature}"
 
     def verify(self, token: str) -> TokenClaims:
@@ -58,12 +52,11 @@ class RealtimeTokens:
             raise InvalidRealtimeToken()
         body, _, signature = token[len(PREFIX) :].partition(".")
         try:
-            if not self._key.verifies(_unb64(signature), body.encode()):
+            if not self._key.verifies(b64url_decode(signature), body.encode()):
                 raise InvalidRealtimeToken()
-            claims = json.loads(_unb64(body))
-            parsed = TokenClaims(
-                str(claims["sub"]), tuple(str(a) for a in claims["apps"]), float(claims["exp"])
-            )
+            claims = json.loads(b64url_decode(body))
+            apps = tuple(str(a) for a in claims["apps"])
+            parsed = TokenClaims(str(claims["sub"]), str(claims["key"]), apps, float(claims["exp"]))
         except (ValueError, binascii.Error, KeyError, TypeError) as exc:
             raise InvalidRealtimeToken() from exc
         if parsed.expires_at < time.time():

@@ -41,7 +41,13 @@ class PublicKey:
 
 
 def b64url(raw: bytes) -> str:
+    """base64url without padding, as JWK and JWT fields carry bytes."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    """The bytes of a base64url text with or without its padding; raises ValueError."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def signed_message(request_id: str, user_id: str, timestamp: int, body: bytes) -> bytes:

@@ -6,7 +6,6 @@ timestamp within ±`tolerance_seconds` of now.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nxs.errors import BadRequest, InvalidApiKey, UpstreamFailed
-from nxs.relay.signing import signed_message
+from nxs.relay.signing import b64url_decode, signed_message
 
 HEADER_NAMES = ("request-id", "user-id", "timestamp", "signature")
 JWKS_TIMEOUT_SECONDS = 10.0
@@ -137,7 +136,7 @@ def parse_jwks(document: Any) -> list[Ed25519PublicKey]:
             continue
         x = entry.get("x")
         try:
-            raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
+            raw = b64url_decode(str(x))
             keys.append(Ed25519PublicKey.from_public_bytes(raw))
         except (ValueError, binascii.Error):
             continue

@@ -12,7 +12,12 @@ import time
 from dataclasses import dataclass
 
 from nxs.admin.audit_schema import AUDIT_NAME, AUDIT_STATEMENTS
-from nxs.billing.schema import BILLING_NAME, BILLING_STATEMENTS
+from nxs.billing.schema import (
+    BILLING_NAME,
+    BILLING_STATEMENTS,
+    LEDGER_V5_NAME,
+    LEDGER_V5_STATEMENTS,
+)
 from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS
 from nxs.store.database import Database, DatabaseError
 
@@ -83,6 +88,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, AUDIT_NAME, AUDIT_STATEMENTS),
     Migration(3, RELAY_NAME, RELAY_STATEMENTS),
     Migration(4, BILLING_NAME, BILLING_STATEMENTS),
+    Migration(5, LEDGER_V5_NAME, LEDGER_V5_STATEMENTS),
 )
 
 

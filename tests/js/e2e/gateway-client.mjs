@@ -2,32 +2,12 @@
 // Usage: node gateway-client.mjs <gateway-url> <nxs-key> <middleware|proxyUrl>
 // "middleware" uses the exact requestMiddleware of seed 000 (→ /api/proxy with
 // x-fal-target-url); "proxyUrl" uses proxyUrl {url: …/api/fal/proxy, when: "always"}.
-import { createFalClient } from "@fal-ai/client";
+import { nxsClient, report } from "./nxs-client.mjs";
 
 const [gateway, key, mode] = process.argv.slice(2);
 
-function client() {
-  if (mode === "middleware") {
-    return createFalClient({
-      credentials: key,
-      requestMiddleware: async (req) => ({
-        ...req,
-        url: `${gateway}/api/proxy`,
-        headers: {
-          ...(req.headers || {}),
-          "x-fal-target-url": req.url,
-        },
-      }),
-    });
-  }
-  return createFalClient({
-    credentials: key,
-    proxyUrl: { url: `${gateway}/api/fal/proxy`, when: "always" },
-  });
-}
-
 async function main() {
-  const fal = client();
+  const fal = nxsClient(gateway, key, mode);
   const out = { mode };
   const run = await fal.run("fal-ai/flux/dev", { input: { prompt: "A cyberpunk city at sunset" } });
   out.run = { images: run.data.images.length, requestId: run.requestId };
@@ -73,10 +53,7 @@ async function main() {
   } catch (error) {
     out.invalid = { status: error.status, name: error.name };
   }
-  console.log(JSON.stringify(out));
+  return out;
 }
 
-main().catch((error) => {
-  console.log(JSON.stringify({ error: String(error), status: error.status, body: error.body }));
-  process.exit(1);
-});
+report(main);

@@ -55,7 +55,8 @@ def grant_credit(name: str, body: CreditGrant, store: StoreDep) -> BalanceOut:
     with store.database.transaction():
         customer = store.get_customer(name)
         balance = catalog.grant_credit(store.database, customer.id, amount, body.note)
-        audit.record(store.database, audit.API, "credits.grant", name, {"amount": str(amount)})
+        detail: audit.Detail = {"amount": str(amount), "note": body.note}
+        audit.record(store.database, audit.API, "credits.grant", name, detail)
     return balance_out(name, balance)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt
 
 from nxs.admin.api.schemas import Strict
 from nxs.billing.plans import SubscriptionStatus
@@ -27,7 +27,7 @@ USD = 'USD decimal, e.g. "12.50"'
 
 class PlanCreate(Strict):
     name: str = Field(description="1-64 of a-z, 0-9, '_', '-', '.'")
-    prepaid: bool = Field(default=False, description="credit only from grants")
+    prepaid: StrictBool = Field(default=False, description="credit only from grants")
     monthly_credit: Amount | None = Field(
         default=None, description=f"a monthly allowance ({USD}); omit for metered or prepaid"
     )
@@ -44,7 +44,7 @@ class PlanCreate(Strict):
 class PlanUpdate(Strict):
     """A plan's full new definition (the name comes from the path)."""
 
-    prepaid: bool = False
+    prepaid: StrictBool = False
     monthly_credit: Amount | None = None
     rpm: StrictInt | None = None
     max_in_flight: StrictInt | None = None
@@ -114,7 +114,7 @@ class PriceOut(BaseModel):
 class UnknownPolicy(Strict):
     """What an endpoint without a price rule costs."""
 
-    refuse: bool = Field(description="true: such endpoints answer 403 'No price configured'")
+    refuse: StrictBool = Field(description="true: such endpoints answer 403 'No price configured'")
     request_price: Amount = Field(default="0", description="else, USD charged per request")
 
 

@@ -1,0 +1,342 @@
+"""How a queued request ends decides what it costs: a cancel fal accepted before the job
+ran refunds it, a cancel fal refused or a job fal stopped waits for fal's own verdict;
+fal's webhook settles with nobody fetching the result, once; the reconciler refunds an
+unfetched ERROR and charges an unfetched success. Real `nxs emulator` (one job at a time
+per account, at real speed, so a second submit waits IN_QUEUE) and real `nxs serve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.conftest import Customer, Deployment, Gateway, eventually
+from tests.support.receiver import WebhookReceiver
+from tests.support.servers import RunningServer, free_port, start_emulator, start_nxs
+
+SECRET = "acct-completion:secret-completion-0001"  # the deployment's one fal key
+SDXL = "fal-ai/fast-sdxl"  # 0.15 s IN_QUEUE + 0.5 s IN_PROGRESS; priced 0.01 per image here
+KLING = "fal-ai/kling-video/v2/master/text-to-video"  # 1.2 s of work: the blocker
+ADMIN_TOKEN = "completion-admin-token-0123456789abcdef"
+CREDIT = "1"
+SUBMITS = 60
+
+
+@pytest.fixture(scope="module")
+def fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The emulator at real speed with one request in progress per account."""
+    flags = ("--time-scale", "1", "--concurrency", "1")
+    server = start_emulator(tmp_path_factory.mktemp("completion-emulator"), *flags)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def instant_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """An emulator whose jobs end as soon as they are submitted."""
+    flags = ("--time-scale", "0", "--concurrency", "8")
+    server = start_emulator(tmp_path_factory.mktemp("instant-emulator"), *flags)
+    yield server
+    server.stop()
+
+
+def serve(deployment: Deployment, port: int, **env: str) -> Gateway:
+    server = start_nxs(
+        ["serve", "--port", str(port)],
+        port=port,
+        log_path=deployment.folder / f"gateway-{port}.log",
+        env={**deployment.env, **env},
+    )
+    return Gateway(server, deployment, httpx.Client(timeout=30))
+
+
+@dataclass
+class Site:
+    """One deployment in front of one emulator, with one or more gateways on its database.
+    The first relays fal's webhooks and leaves reconciling for an hour."""
+
+    fal: RunningServer
+    gateways: tuple[Gateway, ...]
+    upstream: httpx.Client  # straight to `fal` with the deployment's fal key
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def relayed(self) -> Gateway:
+        return self.gateways[0]
+
+    @property
+    def reconciling(self) -> Gateway:
+        """The second gateway: it asks fal about an unfetched submit after 1.5 s."""
+        return self.gateways[1]
+
+    def close(self) -> None:
+        self.upstream.close()
+        for gateway in self.gateways:
+            gateway.client.close()
+            gateway.server.stop()
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        answer = self.relayed.request(
+            method, f"/admin/v1{path}", ADMIN_TOKEN, scheme="Bearer", json=body
+        )
+        assert answer.is_success, answer.text
+        return answer.json()
+
+    def prepaid(self, prefix: str) -> Customer:
+        """A customer on the prepaid plan with `CREDIT` USD, known to every gateway."""
+        self.counter[0] += 1
+        name = f"{prefix}-{self.counter[0]}"
+        self.admin("POST", "/customers", {"name": name})
+        self.admin("PUT", f"/customers/{name}/subscription", {"plan": "prepaid"})
+        self.admin("POST", f"/customers/{name}/credits", {"amount": CREDIT})
+        created = self.admin("POST", f"/customers/{name}/keys")  # last: a gateway that
+        customer = Customer(name, created["key"], created["id"])  # knows the key has the plan
+        for gateway in self.gateways:
+            assert eventually(lambda: gateway.knows(customer.key))  # noqa: B023
+        return customer
+
+    def rows(self, customer: Customer) -> list[dict[str, Any]]:
+        return list(self.admin("GET", f"/usage/requests?customer={customer.name}"))
+
+    def closed_rows(self, customer: Customer, count: int) -> list[dict[str, Any]]:
+        def closed() -> bool:
+            rows = self.rows(customer)
+            return len(rows) == count and all(r["status"] in ("settled", "refunded") for r in rows)
+
+        assert eventually(closed, 20), self.rows(customer)
+        return self.rows(customer)
+
+    def balance(self, customer: Customer) -> tuple[str, str]:
+        """(available, reserved) in USD."""
+        found = self.admin("GET", f"/customers/{customer.name}/balance")
+        return found["available"], found["reserved"]
+
+    def fal_status(self, app: str, request_id: str) -> dict[str, Any]:
+        """The request's status asked straight at fal, behind NXS's back."""
+        answer = self.upstream.get(f"/queue.fal.run/{app}/requests/{request_id}/status")
+        assert answer.status_code in (200, 202), answer.text
+        return dict(answer.json())
+
+    def fal_saw(self, request_id: str) -> list[str]:
+        """The status/result/cancel calls fal received about `request_id` (from anyone)."""
+        found = httpx.get(f"{self.fal.url}/_emulator/received", timeout=10).json()
+        entries = found["received"] if isinstance(found, dict) else found
+        return [f"{e['method']} {e['path']}" for e in entries if request_id in e["path"]]
+
+    @contextmanager
+    def blocker(self) -> Iterator[str]:
+        """A long job holding the account's one slot (sent straight to fal), so a submit
+        waits IN_QUEUE behind it until the block ends; then it is cancelled."""
+        answer = self.upstream.post(f"/queue.fal.run/{KLING}", json={"prompt": "a long take"})
+        assert answer.status_code == 200, answer.text
+        request_id = answer.json()["request_id"]
+        running = lambda: self.fal_status("fal-ai/kling-video", request_id)["status"]  # noqa: E731
+        assert eventually(lambda: running() == "IN_PROGRESS")
+        try:
+            yield request_id
+        finally:
+            self.upstream.put(f"/queue.fal.run/fal-ai/kling-video/requests/{request_id}/cancel")
+
+
+def open_site(folder: Path, fal: RunningServer, *gateways: dict[str, str]) -> Site:
+    """A deployment on `fal` configured through the admin API: the fal key, SDXL's price
+    and the prepaid plan; one gateway per environment override in `gateways`."""
+    ports = [free_port() for _ in gateways]
+    env = {
+        "NXS_DATABASE_URL": f"sqlite:///{folder / 'nxs.db'}",
+        "NXS_SECRET_KEY_FILE": str(folder / "nxs.secret"),
+        "NXS_UPSTREAM_URL": fal.url,
+        "NXS_REFRESH_SECONDS": "0.2",
+        "NXS_ADMIN_TOKEN": ADMIN_TOKEN,
+        "NXS_RECONCILE_AFTER_SECONDS": "3600",
+        "NXS_PUBLIC_URL": f"http://127.0.0.1:{ports[0]}",
+        "NXS_WEBHOOK_ALLOW_PRIVATE": "true",
+        "NXS_WEBHOOK_RETRY_DELAYS": "0.5,0.5,1",
+    }
+    deployment = Deployment(folder, env, fal)
+    pairs = zip(ports, gateways, strict=True)
+    started = tuple(serve(deployment, port, **extra) for port, extra in pairs)
+    upstream = httpx.Client(base_url=fal.url, headers={"Authorization": f"Key {SECRET}"})
+    site = Site(fal, started, upstream)
+    site.admin("POST", "/upstream-keys", {"name": "main", "secret": SECRET, "weight": 1})
+    site.admin("PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
+    site.admin("POST", "/plans", {"name": "prepaid", "prepaid": True})
+    return site
+
+
+@pytest.fixture(scope="module")
+def site(fal: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("completion")
+    site = open_site(folder, fal, {}, {"NXS_RECONCILE_AFTER_SECONDS": "1.5"})
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def instant(instant_fal: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    site = open_site(tmp_path_factory.mktemp("instant"), instant_fal, {})
+    yield site
+    site.close()
+
+
+def request_url(submitted: dict[str, Any], suffix: str = "") -> str:
+    return f"/queue/fal-ai/fast-sdxl/requests/{submitted['request_id']}{suffix}"
+
+
+def test_cancel_accepted_while_in_queue_refunds_the_whole_reservation(site: Site) -> None:
+    customer, gateway = site.prepaid("queued"), site.relayed
+    with site.blocker():
+        submitted = gateway.submit(SDXL, customer.key)
+        status = gateway.request("GET", request_url(submitted, "/status"), customer.key)
+        assert status.json()["status"] == "IN_QUEUE"
+        assert site.balance(customer) == ("0.99", "0.01")
+        cancel = gateway.request("PUT", request_url(submitted, "/cancel"), customer.key)
+        assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
+        (row,) = site.closed_rows(customer, 1)
+        never_ran = site.fal_status("fal-ai/fast-sdxl", submitted["request_id"])
+    assert (never_ran["error_type"], never_ran["metrics"]["inference_time"]) == (
+        "client_cancelled",
+        None,
+    )
+    assert row["request_id"] == submitted["request_id"]
+    assert (row["status"], row["reserved"], row["cost"]) == ("refunded", "0.01", "0.00")
+    assert site.balance(customer) == ("1.00", "0.00")
+
+
+def test_cancel_refused_as_already_completed_is_charged_normally(site: Site) -> None:
+    customer, gateway = site.prepaid("late"), site.relayed
+    with site.blocker():
+        submitted = gateway.submit(SDXL, customer.key)
+        status = gateway.request("GET", request_url(submitted, "/status"), customer.key)
+        assert status.json()["status"] == "IN_QUEUE"  # the last state NXS saw
+    rid = submitted["request_id"]
+    assert eventually(lambda: site.fal_status("fal-ai/fast-sdxl", rid)["status"] == "COMPLETED")
+    cancel = gateway.request("PUT", request_url(submitted, "/cancel"), customer.key)
+    assert (cancel.status_code, cancel.json()) == (400, {"status": "ALREADY_COMPLETED"})
+    assert [row["status"] for row in site.rows(customer)] == ["pending"]
+    assert site.balance(customer) == ("0.99", "0.01")
+    result = gateway.request("GET", request_url(submitted), customer.key)
+    assert result.status_code == 200 and len(result.json()["images"]) == 1
+    (row,) = site.closed_rows(customer, 1)
+    assert (row["status"], row["units"], row["units_source"], row["cost"]) == (
+        "settled",
+        "1",
+        "header",
+        "0.01",
+    )
+    assert site.balance(customer) == ("0.99", "0.00")
+
+
+def test_cancel_while_in_progress_holds_until_fal_says_how_the_request_ended(
+    site: Site,
+) -> None:
+    customer, gateway = site.prepaid("running"), site.relayed
+    submitted = gateway.submit(SDXL, customer.key)
+
+    def state() -> str:
+        answer = gateway.request("GET", request_url(submitted, "/status"), customer.key)
+        return str(answer.json()["status"])
+
+    assert eventually(lambda: state() == "IN_PROGRESS")
+    cancel = gateway.request("PUT", request_url(submitted, "/cancel"), customer.key)
+    assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
+    assert [row["status"] for row in site.rows(customer)] == ["pending"]  # our cancel: no verdict
+    assert site.balance(customer) == ("0.99", "0.01")
+    # fal signals the runner; the emulator's app stops: an ERROR that bills 0 units
+    ended = gateway.request("GET", request_url(submitted, "/status"), customer.key).json()
+    assert (ended["status"], ended["error_type"]) == ("COMPLETED", "client_cancelled")
+    (row,) = site.closed_rows(customer, 1)
+    assert (row["status"], row["cost"]) == ("refunded", "0.00")
+    assert site.balance(customer) == ("1.00", "0.00")
+
+
+def test_fal_webhook_settles_at_the_billable_units_and_a_later_fetch_charges_nothing(
+    site: Site,
+) -> None:
+    customer, gateway = site.prepaid("hooked"), site.relayed
+    with WebhookReceiver() as receiver:
+        body = {"prompt": "two lighthouses", "num_images": 2}
+        path = f"/queue/{SDXL}?fal_webhook={receiver.url}"
+        submitted = gateway.request("POST", path, customer.key, json=body).json()
+        rid = submitted["request_id"]
+        assert site.balance(customer) == ("0.98", "0.02")
+        (row,) = site.closed_rows(customer, 1)  # nobody polls or fetches: only the webhook
+        assert eventually(lambda: bool(receiver.seen(rid)))
+    assert site.fal_saw(rid) == []  # not one status or result call reached fal
+    assert receiver.seen(rid)[0]["status"] == "OK"
+    assert (row["status"], row["units"], row["units_source"], row["cost"]) == (
+        "settled",
+        "2",
+        "body",
+        "0.02",
+    )
+    assert site.balance(customer) == ("0.98", "0.00")
+    for fetcher in site.gateways:  # the relaying process, and another one on the database
+        result = fetcher.request("GET", request_url(submitted), customer.key)
+        assert result.status_code == 200 and len(result.json()["images"]) == 2
+        assert result.headers["x-fal-billable-units"] == row["units"]
+    assert site.rows(customer) == [row]  # the fetches settled nothing more
+    assert site.balance(customer) == ("0.98", "0.00")
+
+
+def test_fal_error_webhook_refunds_with_nobody_fetching_the_result(site: Site) -> None:
+    customer, gateway = site.prepaid("hooked-fail"), site.relayed
+    with WebhookReceiver() as receiver:
+        path = f"/queue/{SDXL}?fal_webhook={receiver.url}"
+        body = {"prompt": "[fail] a lighthouse"}
+        rid = gateway.request("POST", path, customer.key, json=body).json()["request_id"]
+        assert site.balance(customer) == ("0.99", "0.01")
+        (row,) = site.closed_rows(customer, 1)
+        assert eventually(lambda: bool(receiver.seen(rid)))
+    assert site.fal_saw(rid) == []
+    assert receiver.seen(rid)[0]["status"] == "ERROR"
+    assert (row["request_id"], row["status"], row["cost"]) == (rid, "refunded", "0.00")
+    assert site.balance(customer) == ("1.00", "0.00")
+
+
+def test_webhooks_that_beat_the_submits_ledger_write_still_settle_every_request(
+    instant: Site,
+) -> None:
+    site = instant
+    customer, gateway = site.prepaid("instant"), site.relayed
+    with WebhookReceiver() as receiver:
+        path = f"/queue/{SDXL}?fal_webhook={receiver.url}"
+        body = {"prompt": "a dot", "image_size": {"width": 64, "height": 64}}
+
+        def submit(_: int) -> str:  # each job ends within its own submit's round trip
+            answer = gateway.request("POST", path, customer.key, json=body)
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["request_id"])
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            submitted = set(pool.map(submit, range(SUBMITS)))
+        rows = site.closed_rows(customer, SUBMITS)  # nobody polls or fetches
+        assert eventually(lambda: all(receiver.seen(rid) for rid in submitted))
+    assert {row["request_id"] for row in rows} == submitted
+    settled = {(row["status"], row["units_source"], row["cost"]) for row in rows}
+    assert settled == {("settled", "body", "0.01")}
+    assert site.balance(customer) == ("0.40", "0.00")
+
+
+def test_reconciler_refunds_an_unfetched_error_and_charges_an_unfetched_success(
+    site: Site,
+) -> None:
+    customer, gateway = site.prepaid("walkaway"), site.reconciling
+    failed = gateway.submit(SDXL, customer.key, prompt="[fail] a broken fox")["request_id"]
+    done = gateway.submit(SDXL, customer.key, prompt="a fox")["request_id"]
+    assert site.balance(customer) == ("0.98", "0.02")
+    rows = {row["request_id"]: row for row in site.closed_rows(customer, 2)}
+    assert (rows[failed]["status"], rows[failed]["cost"]) == ("refunded", "0.00")
+    assert (rows[done]["status"], rows[done]["units_source"], rows[done]["cost"]) == (
+        "settled",
+        "header",
+        "0.01",
+    )
+    assert site.balance(customer) == ("0.99", "0.00")
+    assert f"GET /queue.fal.run/fal-ai/fast-sdxl/requests/{done}" in site.fal_saw(done)
