@@ -252,5 +252,6 @@ def _latency(entry: Entry) -> int:
 
 
 def recorded(db: Database, request_id: str) -> bool:
-    """Whether a ledger row carries this fal request id yet (open or closed)."""
-    return db.fetch_one("SELECT 1 FROM ledger WHERE request_id = ?", (request_id,)) is not None
+    """Whether a queued request's ledger row carries this fal request id yet (open or closed)."""
+    sql = "SELECT 1 FROM ledger WHERE request_id = ? AND kind = 'queue'"  # the partial index
+    return db.fetch_one(sql, (request_id,)) is not None
