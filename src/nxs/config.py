@@ -56,6 +56,8 @@ class Settings:
     access_log: bool = True
     billing: bool = True  # NXS_BILLING=off: no plans, limits or ledger (benchmarks)
     reconcile_after_seconds: float = 60.0  # first upstream poll of an unfetched queued request
+    reconcile_backoff_seconds: float = 5.0  # then after 5, 10, 20 … (at most 300) seconds
+    reconcile_max_checks: int = 300  # polls without a verdict before it is left to the operator
     webhook_allow_private: bool = False  # relay to loopback/private targets (dev, tests)
     webhook_retry_delays: tuple[float, ...] | None = None  # None: the relay's default
     realtime_max_frame_bytes: int = 4 * 1024 * 1024  # larger WebSocket frames → close 1009
@@ -82,6 +84,12 @@ class Settings:
             billing=env.get("NXS_BILLING", "on").lower() not in ("0", "off", "false", "no"),
             reconcile_after_seconds=float(
                 env.get("NXS_RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds)
+            ),
+            reconcile_backoff_seconds=float(
+                env.get("NXS_RECONCILE_BACKOFF_SECONDS", base.reconcile_backoff_seconds)
+            ),
+            reconcile_max_checks=int(
+                env.get("NXS_RECONCILE_MAX_CHECKS", base.reconcile_max_checks)
             ),
             webhook_allow_private=env.get("NXS_WEBHOOK_ALLOW_PRIVATE", "").lower() == "true",
             webhook_retry_delays=_floats(env.get("NXS_WEBHOOK_RETRY_DELAYS")),

@@ -166,11 +166,6 @@ def test_usage_adds_up_the_same_by_every_grouping_and_in_the_cli_export(
     assert sum(Decimal(line["cost"]) for line in lines) == charged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settle.billable_units takes x-fal-billable-units (fal's unit: megapixels for "
-    "flux) even when the operator priced the endpoint per image",
-)
 def test_an_endpoint_priced_per_image_is_charged_per_image(priced: AdminGateway) -> None:
     key = new_customer(priced, "imager")
     assert run(priced, key).status_code == 200  # one 1024×768 image

@@ -18,6 +18,8 @@ from tests.support.servers import ROOT
 
 ACCOUNT = "acct-billing"
 SDXL = "fal-ai/fast-sdxl"
+FLUX_1 = "fal-ai/flux-1/dev"  # billed by fal (and the emulator) per megapixel
+ONE_1024_BY_768 = {"prompt": "a bay", "image_size": {"width": 1024, "height": 768}}
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,10 @@ def billed(make_deployment: Callable[[], Deployment]) -> Deployment:
     deployment.env["NXS_RECONCILE_AFTER_SECONDS"] = "0.5"
     deployment.add_upstream("main", f"{ACCOUNT}:secret-billing-0001")
     deployment.nxs("pricing", "set", SDXL, "image", "0.01")
+    deployment.nxs("pricing", "set", FLUX_1, "image", "0.03")
     deployment.nxs(
-        "pricing", "sync", "fal-ai/flux/dev", SDXL, "fal-ai/nope"
-    )  # fal's prices; the operator's SDXL price stays
+        "pricing", "sync", "fal-ai/flux/dev", SDXL, FLUX_1, "fal-ai/nope"
+    )  # fal's prices and units; the operator's SDXL and FLUX_1 prices stay
     deployment.nxs("plans", "create", "prepaid", "--prepaid")
     return deployment
 
@@ -127,6 +130,7 @@ def test_abandoned_request_is_charged_by_the_reconciler_not_refunded(gw: Gateway
     (row,) = until_settled(gw, customer, 1)
     assert row["request_id"] == submitted["request_id"]
     assert row["status"] == "settled" and row["cost"] == "0.01"
+    assert row["units_source"] == "header"  # read back from the ledger: fal bills SDXL per image
 
 
 def test_pricing_sync_imports_the_emulators_prices_and_keeps_the_operators(
@@ -244,3 +248,18 @@ def test_run_retried_with_an_idempotency_key_replays_without_a_second_call(gw: G
     assert again.headers["x-fal-request-id"] == first.headers["x-fal-request-id"]
     assert runs_upstream() == before + 1
     assert len(ledger(gw.deployment, customer)) == 1
+
+
+def test_an_operators_per_image_price_charges_images_not_fals_megapixels(gw: Gateway) -> None:
+    customer = gw.customer("per-image")  # FLUX_1: flux/dev under another id, priced per image
+    answer = gw.request("POST", f"/{FLUX_1}", customer.key, json=ONE_1024_BY_768)
+    assert answer.headers["x-fal-billable-units"] == "0.79"  # megapixels
+    fetched = gw.submit(FLUX_1, customer.key)
+    gw.wait_completed(FLUX_1, fetched["request_id"], customer.key)
+    auth = {"Authorization": f"Key {customer.key}"}
+    assert gw.client.get(fetched["response_url"], headers=auth).is_success
+    gw.submit(FLUX_1, customer.key)  # never fetched: the reconciler settles it
+    rows = until_settled(gw, customer, 3)
+    charged = [(row["unit"], Decimal(row["units"]), row["cost"]) for row in rows]
+    assert charged == [("image", 1, "0.03")] * 3
+    assert rows[0]["units_source"] == "body"

@@ -1,8 +1,11 @@
-"""How a queued request ends decides what it costs: a cancel fal accepted before the job
-ran refunds it, a cancel fal refused or a job fal stopped waits for fal's own verdict;
-fal's webhook settles with nobody fetching the result, once; the reconciler refunds an
-unfetched ERROR and charges an unfetched success. Real `nxs emulator` (one job at a time
-per account, at real speed, so a second submit waits IN_QUEUE) and real `nxs serve`.
+"""How a queued request ends decides what it costs, and only fal's verdict decides: a
+cancel fal accepted sends the reconciler to ask fal at once (refunded if the job never ran,
+charged if fal's app finished it anyway); a result fal answers 4xx for the request (499
+client_cancelled) settles it; an id fal no longer knows (404) keeps the hold until the
+reconciler gives up and leaves it to the operator; fal's webhook settles with nobody
+fetching the result, once; the reconciler refunds an unfetched ERROR and charges an
+unfetched success. Real `nxs emulator` (one job at a time per account, at real speed, so a
+second submit waits IN_QUEUE) and real `nxs serve`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from tests.e2e.conftest import Customer, Deployment, Gateway, eventually
 from tests.support.receiver import WebhookReceiver
 from tests.support.servers import RunningServer, free_port, start_emulator, start_nxs
 
+FAL_FLAGS = ("--time-scale", "1", "--concurrency", "1")
+
 SECRET = "acct-completion:secret-completion-0001"  # the deployment's one fal key
 SDXL = "fal-ai/fast-sdxl"  # 0.15 s IN_QUEUE + 0.5 s IN_PROGRESS; priced 0.01 per image here
 KLING = "fal-ai/kling-video/v2/master/text-to-video"  # 1.2 s of work: the blocker
@@ -31,8 +36,7 @@ SUBMITS = 60
 @pytest.fixture(scope="module")
 def fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """The emulator at real speed with one request in progress per account."""
-    flags = ("--time-scale", "1", "--concurrency", "1")
-    server = start_emulator(tmp_path_factory.mktemp("completion-emulator"), *flags)
+    server = start_emulator(tmp_path_factory.mktemp("completion-emulator"), *FAL_FLAGS)
     yield server
     server.stop()
 
@@ -123,6 +127,11 @@ class Site:
         assert answer.status_code in (200, 202), answer.text
         return dict(answer.json())
 
+    def status_checks(self, app: str, request_id: str) -> int:
+        """How many status GETs about `request_id` reached fal (the client's and NXS's)."""
+        path = f"GET /queue.fal.run/{app}/requests/{request_id}/status"
+        return self.fal_saw(request_id).count(path)
+
     def fal_saw(self, request_id: str) -> list[str]:
         """The status/result/cancel calls fal received about `request_id` (from anyone)."""
         found = httpx.get(f"{self.fal.url}/_emulator/received", timeout=10).json()
@@ -155,6 +164,7 @@ def open_site(folder: Path, fal: RunningServer, *gateways: dict[str, str]) -> Si
         "NXS_REFRESH_SECONDS": "0.2",
         "NXS_ADMIN_TOKEN": ADMIN_TOKEN,
         "NXS_RECONCILE_AFTER_SECONDS": "3600",
+        "NXS_RECONCILE_BACKOFF_SECONDS": "0.5",
         "NXS_PUBLIC_URL": f"http://127.0.0.1:{ports[0]}",
         "NXS_WEBHOOK_ALLOW_PRIVATE": "true",
         "NXS_WEBHOOK_RETRY_DELAYS": "0.5,0.5,1",
@@ -198,12 +208,13 @@ def test_cancel_accepted_while_in_queue_refunds_the_whole_reservation(site: Site
         assert site.balance(customer) == ("0.99", "0.01")
         cancel = gateway.request("PUT", request_url(submitted, "/cancel"), customer.key)
         assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
-        (row,) = site.closed_rows(customer, 1)
+        (row,) = site.closed_rows(customer, 1)  # nobody polls: NXS asked fal itself
         never_ran = site.fal_status("fal-ai/fast-sdxl", submitted["request_id"])
     assert (never_ran["error_type"], never_ran["metrics"]["inference_time"]) == (
         "client_cancelled",
         None,
     )
+    assert site.status_checks("fal-ai/fast-sdxl", submitted["request_id"]) >= 2
     assert row["request_id"] == submitted["request_id"]
     assert (row["status"], row["reserved"], row["cost"]) == ("refunded", "0.01", "0.00")
     assert site.balance(customer) == ("1.00", "0.00")
@@ -227,15 +238,13 @@ def test_cancel_refused_as_already_completed_is_charged_normally(site: Site) -> 
     assert (row["status"], row["units"], row["units_source"], row["cost"]) == (
         "settled",
         "1",
-        "header",
+        "body",  # priced per image, never synced: fal's unit unknown, the result counts
         "0.01",
     )
     assert site.balance(customer) == ("0.99", "0.00")
 
 
-def test_cancel_while_in_progress_holds_until_fal_says_how_the_request_ended(
-    site: Site,
-) -> None:
+def test_cancel_while_in_progress_refunds_once_fal_says_the_app_stopped(site: Site) -> None:
     customer, gateway = site.prepaid("running"), site.relayed
     submitted = gateway.submit(SDXL, customer.key)
 
@@ -246,8 +255,6 @@ def test_cancel_while_in_progress_holds_until_fal_says_how_the_request_ended(
     assert eventually(lambda: state() == "IN_PROGRESS")
     cancel = gateway.request("PUT", request_url(submitted, "/cancel"), customer.key)
     assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
-    assert [row["status"] for row in site.rows(customer)] == ["pending"]  # our cancel: no verdict
-    assert site.balance(customer) == ("0.99", "0.01")
     # fal signals the runner; the emulator's app stops: an ERROR that bills 0 units
     ended = gateway.request("GET", request_url(submitted, "/status"), customer.key).json()
     assert (ended["status"], ended["error_type"]) == ("COMPLETED", "client_cancelled")
@@ -335,8 +342,96 @@ def test_reconciler_refunds_an_unfetched_error_and_charges_an_unfetched_success(
     assert (rows[failed]["status"], rows[failed]["cost"]) == ("refunded", "0.00")
     assert (rows[done]["status"], rows[done]["units_source"], rows[done]["cost"]) == (
         "settled",
-        "header",
+        "body",
         "0.01",
     )
     assert site.balance(customer) == ("0.99", "0.00")
     assert f"GET /queue.fal.run/fal-ai/fast-sdxl/requests/{done}" in site.fal_saw(done)
+
+
+def test_cancel_accepted_after_the_job_started_behind_our_back_is_charged_when_fal_finishes_it(
+    site: Site,
+) -> None:
+    customer, gateway = site.prepaid("started"), site.relayed
+    with site.blocker():
+        submitted = gateway.submit(SDXL, customer.key, prompt="[ignore-cancel] a harbour")
+        status = gateway.request("GET", request_url(submitted, "/status"), customer.key)
+        assert status.json()["status"] == "IN_QUEUE"  # the last state NXS saw
+    rid = submitted["request_id"]
+    assert eventually(lambda: site.fal_status("fal-ai/fast-sdxl", rid)["status"] == "IN_PROGRESS")
+    cancel = gateway.request("PUT", request_url(submitted, "/cancel"), customer.key)
+    assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
+    (row,) = site.closed_rows(customer, 1)  # fal's app finished it anyway: fal bills it
+    assert (row["status"], row["units"], row["cost"]) == ("settled", "1", "0.01")
+    assert site.balance(customer) == ("0.99", "0.00")
+    finished = site.fal_status("fal-ai/fast-sdxl", rid)
+    assert (finished["status"], finished.get("error")) == ("COMPLETED", None)
+
+
+def test_result_fal_answers_499_client_cancelled_refunds_from_that_answer_alone(
+    site: Site,
+) -> None:
+    customer, gateway = site.prepaid("cancelled-at-fal"), site.relayed
+    with site.blocker():
+        submitted = gateway.submit(SDXL, customer.key)
+        rid = submitted["request_id"]
+        site.upstream.put(f"/queue.fal.run/fal-ai/fast-sdxl/requests/{rid}/cancel")  # not via NXS
+        assert eventually(lambda: site.fal_status("fal-ai/fast-sdxl", rid)["status"] == "COMPLETED")
+    assert site.balance(customer) == ("0.99", "0.01")
+    result = gateway.request("GET", request_url(submitted), customer.key)
+    assert (result.status_code, result.json()["error_type"]) == (499, "client_cancelled")
+    assert result.headers["x-fal-billable-units"] == "0"
+    (row,) = site.closed_rows(customer, 1)  # no status poll, no reconciler: the 499 settled it
+    assert (row["status"], row["cost"]) == ("refunded", "0.00")
+    assert site.balance(customer) == ("1.00", "0.00")
+
+
+@pytest.fixture
+def forgetful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A deployment on its own slow emulator (a job waits 15 s IN_QUEUE), which a test may
+    restart on the same port: fal then answers 404 for every id it had accepted. Its
+    gateway polls 0.3 s after a submit, backs off 0.1 s, and gives up after 3 checks."""
+    folder = tmp_path_factory.mktemp("forgetful")
+    fal = start_emulator(folder, "--time-scale", "100", "--concurrency", "1")
+    env = {
+        "NXS_RECONCILE_AFTER_SECONDS": "0.3",
+        "NXS_RECONCILE_BACKOFF_SECONDS": "0.1",
+        "NXS_RECONCILE_MAX_CHECKS": "3",
+    }
+    try:
+        site = open_site(folder, fal, env)
+    except BaseException:
+        fal.stop()
+        raise
+    yield site
+    site.close()
+    site.fal.stop()
+
+
+def forget_everything(site: Site) -> None:
+    """Restart `site`'s emulator on the same port: it no longer knows any request id."""
+    old = site.fal
+    old.stop()
+    args = ["emulator", "--port", str(old.port), "--time-scale", "100", "--concurrency", "1"]
+    log_path = old.log_path.with_name("emulator-restarted.log")
+    site.fal = start_nxs(args, port=old.port, log_path=log_path)
+
+
+def test_request_fal_no_longer_knows_keeps_its_hold_until_the_operator_settles_it(
+    forgetful: Site,
+) -> None:
+    site = forgetful
+    customer, gateway = site.prepaid("forgotten"), site.relayed
+    submitted = gateway.submit(SDXL, customer.key)
+    rid = submitted["request_id"]
+    forget_everything(site)
+    lost = site.upstream.get(f"/queue.fal.run/fal-ai/fast-sdxl/requests/{rid}/status")
+    assert lost.status_code == 404  # fal itself no longer knows the id
+    asked = gateway.request("GET", request_url(submitted, "/status"), customer.key)
+    assert asked.status_code == 404  # the client's own poll: fal's 404, relayed, refunds nothing
+    before = site.status_checks("fal-ai/fast-sdxl", rid)
+    gave_up = f"reconciler gave up on request {rid}"
+    assert eventually(lambda: gave_up in gateway.server.log(), 20), gateway.server.log()
+    assert site.status_checks("fal-ai/fast-sdxl", rid) <= before + 3  # NXS asked 3 times at most
+    assert [row["status"] for row in site.rows(customer)] == ["pending"]
+    assert site.balance(customer) == ("0.99", "0.01")  # held: fal may have billed it

@@ -43,7 +43,7 @@ def book(emulator: RunningServer) -> PriceBook:
     assert status == 200
     imported = parse_pricing_body(body)
     assert imported.skipped == ()
-    return PriceBook(imported.rules)
+    return PriceBook(imported.rules, fal_units=dict(imported.fal_units))
 
 
 def test_pricing_sync_core_reads_the_emulators_prices(book: PriceBook) -> None:

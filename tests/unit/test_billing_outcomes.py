@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nxs.billing.outcomes import (
-    outcome_of_cancel,
+    cancel_accepted,
     outcome_of_result,
     outcome_of_run,
     outcome_of_status,
@@ -40,6 +40,20 @@ def test_result_error_tagged_by_upstream_is_final_but_ingress_errors_are_not() -
     assert outcome_of_result(400, {"x-fal-request-id": "r1"}) is None  # still in progress
 
 
+@pytest.mark.parametrize("status", [499, 422, 410])
+def test_a_4xx_result_tagged_with_the_request_id_is_its_end_priced_by_its_units(
+    status: int,
+) -> None:
+    headers = {"X-Fal-Request-Id": "r1", "x-fal-billable-units": "0"}
+    assert outcome_of_result(status, headers) is Outcome.REJECTED  # 0 or no units: refunded
+    assert outcome_of_result(status, {}) is None  # untagged: routing, not the request's end
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 408, 409, 429])
+def test_a_4xx_about_the_call_is_no_verdict_even_when_tagged(status: int) -> None:
+    assert outcome_of_result(status, {"x-fal-request-id": "r1"}) is None
+
+
 @pytest.mark.parametrize(
     ("status", "body", "outcome"),
     [
@@ -51,7 +65,7 @@ def test_result_error_tagged_by_upstream_is_final_but_ingress_errors_are_not() -
             {"status": "COMPLETED", "error": "boom", "error_type": "runner_server_error"},
             Outcome.ERROR_RESULT,
         ),
-        (404, {"detail": "Request not found"}, Outcome.UNKNOWN_UPSTREAM),
+        (404, {"detail": "Request not found"}, None),  # lost or expired: fal may have billed
         (503, {"detail": "unavailable"}, None),
         (200, "garbage", None),
     ],
@@ -68,7 +82,7 @@ def test_webhook_payloads() -> None:
     assert outcome_of_webhook({"status": "MAYBE"}) is None
 
 
-def test_cancel_refunds_only_before_start_else_waits_for_the_verdict() -> None:
-    assert verdict(outcome_of_cancel(202, "IN_QUEUE") or Outcome.POLL_TIMEOUT) is Verdict.REFUND
-    assert verdict(outcome_of_cancel(202, "IN_PROGRESS") or Outcome.POLL_TIMEOUT) is Verdict.HOLD
-    assert outcome_of_cancel(400, "IN_QUEUE") is None  # ALREADY_COMPLETED: settle as usual
+def test_only_a_cancel_fal_accepted_sends_the_reconciler_for_its_verdict() -> None:
+    assert cancel_accepted(202)  # CANCELLATION_REQUESTED: no verdict yet, ask fal now
+    assert not cancel_accepted(400)  # ALREADY_COMPLETED: settle as usual
+    assert not cancel_accepted(404)

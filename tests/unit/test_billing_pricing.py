@@ -12,6 +12,8 @@ from nxs.billing.pricing import (
     PriceRule,
     Unit,
     UnknownEndpoints,
+    fal_unit_name,
+    header_units_apply,
     parse_pricing_body,
     parse_unit,
 )
@@ -133,9 +135,67 @@ def test_pricing_rows_that_cannot_be_used_are_skipped_with_a_reason() -> None:
     assert "EUR" in reasons["a/eur"]
     assert "negative" in reasons["a/neg"]
     assert (imported.next_cursor, imported.has_more) == ("abc", True)
+    assert dict(imported.fal_units) == {  # what fal bills in, even for rows not imported
+        "a/tokens": "token",
+        "a/eur": "image",
+        "a/neg": "image",
+        "a/ok": "request",
+    }
 
 
 @pytest.mark.parametrize("body", [None, [], {"detail": "nope"}, {"prices": "x"}])
 def test_pricing_body_of_the_wrong_shape_is_rejected(body: object) -> None:
     with pytest.raises(PricingResponseInvalid):
         parse_pricing_body(body)
+
+
+@pytest.mark.parametrize(
+    ("name", "remembered"),
+    [("megapixels", "megapixel"), (" Images ", "image"), ("1K Tokens", "1k tokens"), ("", None)],
+)
+def test_fals_unit_is_remembered_by_its_own_name(name: str, remembered: str | None) -> None:
+    assert fal_unit_name(name) == remembered
+
+
+@pytest.mark.parametrize(
+    ("unit", "fal_unit", "applies"),
+    [
+        (Unit.MEGAPIXEL, "megapixel", True),
+        (Unit.IMAGE, "megapixel", False),  # 0.79 megapixels are not 0.79 images
+        (Unit.REQUEST, "megapixel", False),
+        (Unit.GPU_SECOND, "token", False),
+        (Unit.IMAGE, None, False),  # fal's unit unknown: the body shows images
+        (Unit.MEGAPIXEL, None, False),
+        (Unit.VIDEO_SECOND, None, False),
+        (Unit.REQUEST, None, True),  # no body shows these: the header is all there is
+        (Unit.GPU_SECOND, None, True),
+    ],
+)
+def test_billable_units_apply_only_in_the_rules_unit(
+    unit: Unit, fal_unit: str | None, applies: bool
+) -> None:
+    assert header_units_apply(unit, fal_unit) is applies
+
+
+def test_the_book_decides_header_units_per_endpoint_from_fals_units() -> None:
+    book = PriceBook(
+        [
+            PriceRule("fal-ai/flux/dev", Unit.IMAGE, Decimal("0.03")),  # the operator's
+            PriceRule("fal-ai/flux/*", Unit.MEGAPIXEL, Decimal("0.02")),
+        ],
+        UnknownEndpoints.charge_per_request("0.01"),
+        fal_units={"fal-ai/flux/dev": "megapixel", "fal-ai/flux/pro": "image"},
+    )
+    assert book.price("fal-ai/flux/dev").header_units is False
+    assert book.price("fal-ai/flux/schnell").header_units is False  # fal's unit unknown
+    assert book.price("fal-ai/flux/pro").header_units is False  # fal bills it per image
+    synced = book.merged([PriceRule("fal-ai/flux/dev", Unit.MEGAPIXEL, Decimal("0.025"))])
+    assert synced.price("fal-ai/flux/dev").header_units is True
+    assert book.price("acme/anything").header_units is True  # the per-request fallback
+
+
+def test_price_rules_stay_cheap_hashable_memo_keys() -> None:
+    rule = PriceRule("fal-ai/flux/dev", Unit.IMAGE, Decimal("0.03"))
+    bound = PriceBook([rule], fal_units={"fal-ai/flux/dev": "image"}).price("fal-ai/flux/dev")
+    assert not hasattr(rule, "__dict__")
+    assert bound.header_units and {rule: 1, bound: 2}[bound] == 2 and rule != bound

@@ -10,8 +10,10 @@ from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, Unit
 from nxs.billing.settle import Outcome, UnitsSource, Verdict, settle, verdict
 
-FLUX_MP = PriceRule("fal-ai/flux/dev", Unit.MEGAPIXEL, Decimal("0.025"))
-FLUX_IMAGES = PriceRule("fal-ai/flux/dev", Unit.IMAGE, Decimal("0.025"))
+# As `PriceBook.price` hands them out: fal bills flux/dev in megapixels and fast-sdxl in images.
+FLUX_MP = PriceRule("fal-ai/flux/dev", Unit.MEGAPIXEL, Decimal("0.025"), header_units=True)
+FLUX_IMAGES = PriceRule("fal-ai/flux/dev", Unit.IMAGE, Decimal("0.025"))  # not fal's unit
+SDXL = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.025"), header_units=True)
 KLING = PriceRule("fal-ai/kling-video/v2/master/text-to-video", Unit.VIDEO_SECOND, Decimal("0.28"))
 HELD = Money.parse("0.10")
 
@@ -154,7 +156,7 @@ def test_our_own_timeouts_never_refund_the_hold_stays(outcome: Outcome) -> None:
 def test_a_422_costs_nothing_unless_upstream_billed_units() -> None:
     free = settle(
         Outcome.REJECTED,
-        FLUX_IMAGES,
+        SDXL,
         reserved=HELD,
         estimated_units=Decimal(1),
         multiplier=Decimal(1),
@@ -162,7 +164,7 @@ def test_a_422_costs_nothing_unless_upstream_billed_units() -> None:
     )
     billed = settle(
         Outcome.REJECTED,
-        FLUX_IMAGES,
+        SDXL,
         reserved=HELD,
         estimated_units=Decimal(1),
         multiplier=Decimal(1),
@@ -183,3 +185,56 @@ def test_request_priced_endpoints_settle_at_one_unit() -> None:
         body={"text": "hi"},
     )
     assert (result.cost, result.release) == (Money.parse("0.05"), Money.zero())
+
+
+def test_fals_megapixels_are_not_taken_as_images_the_body_counts_them() -> None:
+    result = settle(
+        Outcome.COMPLETED,
+        FLUX_IMAGES,
+        reserved=HELD,
+        estimated_units=Decimal(1),
+        multiplier=Decimal(1),
+        headers={"x-fal-billable-units": "0.79"},
+        body={"images": [image(1024, 768)]},
+    )
+    assert (result.units, result.source) == (Decimal(1), UnitsSource.BODY)
+    assert result.cost == Money.parse("0.025")
+
+
+def test_billable_units_in_another_unit_without_a_body_settle_at_the_estimate() -> None:
+    result = settle(
+        Outcome.COMPLETED,
+        FLUX_IMAGES,
+        reserved=HELD,
+        estimated_units=Decimal(2),
+        multiplier=Decimal(1),
+        headers={"x-fal-billable-units": "1.57"},
+    )
+    assert (result.units, result.source) == (Decimal(2), UnitsSource.ESTIMATE)
+    assert result.cost == Money.parse("0.05")
+
+
+def test_a_422_billed_in_another_unit_costs_nothing() -> None:
+    result = settle(
+        Outcome.REJECTED,
+        FLUX_IMAGES,
+        reserved=HELD,
+        estimated_units=Decimal(1),
+        multiplier=Decimal(1),
+        headers={"x-fal-billable-units": "0.79"},
+    )
+    assert (result.verdict, result.cost, result.release) == (Verdict.REFUND, Money.zero(), HELD)
+
+
+def test_gpu_seconds_settle_from_the_header_when_it_counts_them() -> None:
+    rule = PriceRule("acme/llm", Unit.GPU_SECOND, Decimal("0.001"), header_units=True)
+    result = settle(
+        Outcome.COMPLETED,
+        rule,
+        reserved=Money.zero(),
+        estimated_units=Decimal(10),
+        multiplier=Decimal(1),
+        headers={"x-fal-billable-units": "3.5"},
+        body={"timings": {"inference": 2.0}},
+    )
+    assert (result.units, result.source) == (Decimal("3.5"), UnitsSource.HEADER)

@@ -23,7 +23,7 @@ from nxs.store.database import Database
 from nxs.store.migrations import migrate
 from nxs.store.sqlite import SqliteDatabase
 
-RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
+RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"), header_units=True)
 
 
 @pytest.fixture

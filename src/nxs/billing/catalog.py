@@ -9,13 +9,14 @@ bumps the store version so running gateways reload their billing snapshot):
   prices:         set_price(db, pattern, unit, unit_price, source="operator") → PriceRule
                   import_prices(db, rules) → count · list_prices(db) · price_book(db)
                   set_unknown_policy(db, UnknownEndpoints) · unknown_policy(db)
+  fal's units:    remember_fal_units(db, {endpoint: unit}) → count · fal_units(db)
   snapshot:       load_snapshot(db) → BillingSnapshot (what the gateway keeps in memory)
 Usage queries and the ledger itself live in `nxs.billing.ledger`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -283,8 +284,32 @@ def unknown_policy(db: Database) -> UnknownEndpoints:
     return UnknownEndpoints.charge_per_request(value.partition(":")[2] or "0")
 
 
+def remember_fal_units(db: Database, units: Mapping[str, str]) -> int:
+    """Record the unit fal bills each endpoint in (`pricing.fal_unit_name`s), replacing what
+    an earlier sync recorded; kept whatever the endpoint's price rule is."""
+    with db.transaction():
+        for endpoint, unit in units.items():
+            db.execute(
+                "INSERT INTO fal_units (endpoint, unit, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (endpoint) DO UPDATE SET unit = excluded.unit,"
+                " updated_at = excluded.updated_at",
+                (endpoint, unit, now()),
+            )
+        _bump(db)
+    return len(units)
+
+
+def fal_units(db: Database) -> dict[str, str]:
+    """Endpoint → the unit fal bills it in, as far as `nxs pricing sync` has seen."""
+    return {
+        str(row["endpoint"]): str(row["unit"])
+        for row in db.fetch_all("SELECT endpoint, unit FROM fal_units")
+    }
+
+
 def price_book(db: Database) -> PriceBook:
-    return PriceBook([rule for rule, _ in list_prices(db)], unknown_policy(db))
+    rules = [rule for rule, _ in list_prices(db)]
+    return PriceBook(rules, unknown_policy(db), fal_units(db))
 
 
 def load_snapshot(db: Database) -> BillingSnapshot:

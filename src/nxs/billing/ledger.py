@@ -95,12 +95,15 @@ def _renew_allowance(db: Database, customer_id: str, monthly: Money, period: str
     )
 
 
+# Columns in three groups so the hot path can reuse the first two (`static`, `closing`):
+# what a (customer, key, endpoint, price) fixes, what a settlement fixes, and the request's.
 INSERT = (
-    "INSERT INTO ledger (id, request_id, customer_id, api_key_id, upstream_key_id, endpoint,"
-    " kind, status, unit, unit_price, multiplier, estimated_units, reserved_micros, units,"
-    " units_source, cost_micros, latency_ms, created_at, settled_at, next_check_at)"
+    "INSERT INTO ledger (customer_id, api_key_id, endpoint, kind, unit, unit_price, multiplier,"
+    " status, units, units_source, cost_micros, estimated_units, reserved_micros,"
+    " id, request_id, upstream_key_id, created_at, settled_at, latency_ms, next_check_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+Columns = tuple[object, ...]
 
 
 def insert(
@@ -119,40 +122,66 @@ def row(
     status: str,
     settlement: Settlement | None = None,
     next_check_at: float | None = None,
-    *,
-    estimated_units: Decimal | None = None,
-    request_id: str | None = None,
-) -> tuple[object, ...]:
-    """The `INSERT` parameters of `entry` (estimate and request id overridable, so the hot
-    path need not copy the entry to fill them in).
-    """
-    units = source = cost = settled_at = latency = None
-    if settlement is not None:
-        units, source = str(settlement.units), settlement.source.value
-        cost, settled_at = settlement.cost.micros, now()
-        latency = max(0, round((settled_at - entry.created_at) * 1000))
-    estimate = entry.estimated_units if estimated_units is None else estimated_units
+) -> Columns:
+    """The `INSERT` parameters of `entry`."""
+    closing = closing_columns(status, settlement, entry.estimated_units, entry.reserved)
+    settled_at = now() if settlement is not None else None
+    return static_columns(entry) + closing + request_columns(entry, settled_at, next_check_at)
+
+
+def closed_status(settlement: Settlement) -> str:
+    """The status a settlement closes a row with."""
+    return "refunded" if settlement.verdict is Verdict.REFUND else "settled"
+
+
+def static_columns(entry: Entry) -> Columns:
+    """The columns every request of one customer, key, endpoint and price shares."""
     rule = entry.rule
     return (
-        entry.id,
-        entry.request_id or request_id,
         entry.customer_id,
         entry.api_key_id,
-        entry.upstream_key_id,
         entry.endpoint,
         entry.kind,
-        status,
         rule.unit.value,
         str(rule.unit_price),
         str(entry.multiplier),
-        str(estimate),
-        entry.reserved.micros,
-        units,
-        source,
-        cost,
-        latency,
+    )
+
+
+def closing_columns(
+    status: str, settlement: Settlement | None, estimated_units: Decimal, reserved: Money
+) -> Columns:
+    """The columns a settlement (or none yet) decides."""
+    if settlement is None:
+        return (status, None, None, None, str(estimated_units), reserved.micros)
+    return (
+        status,
+        str(settlement.units),
+        settlement.source.value,
+        settlement.cost.micros,
+        str(estimated_units),
+        reserved.micros,
+    )
+
+
+def request_columns(
+    entry: Entry,
+    settled_at: float | None,
+    next_check_at: float | None = None,
+    *,
+    request_id: str | None = None,
+    upstream_key_id: str | None = None,
+) -> Columns:
+    """The columns of this one request (request and upstream key ids overridable, so the
+    hot path need not copy the entry to fill them in)."""
+    latency = None if settled_at is None else max(0, round((settled_at - entry.created_at) * 1000))
+    return (
+        entry.id,
+        entry.request_id or request_id,
+        entry.upstream_key_id or upstream_key_id,
         entry.created_at,
         settled_at,
+        latency,
         next_check_at,
     )
 
@@ -255,3 +284,13 @@ def recorded(db: Database, request_id: str) -> bool:
     """Whether a queued request's ledger row carries this fal request id yet (open or closed)."""
     sql = "SELECT 1 FROM ledger WHERE request_id = ? AND kind = 'queue'"  # the partial index
     return db.fetch_one(sql, (request_id,)) is not None
+
+
+def check_at(db: Database, entry_id: str, moment: float | None) -> None:
+    """Move a pending row's next reconciler check to `moment` (not counted as a check);
+    None takes it out of the reconciler's queue (given up on: the operator's to resolve).
+    """
+    db.execute(
+        "UPDATE ledger SET next_check_at = ? WHERE id = ? AND status = 'pending'",
+        (moment, entry_id),
+    )

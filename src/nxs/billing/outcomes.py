@@ -7,11 +7,15 @@ to None while the request is not final (then the reconciler asks the status endp
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 from nxs.billing.settle import Outcome
 
 REQUEST_ID_HEADER = "x-fal-request-id"
-RUNNING = frozenset({"IN_QUEUE", "IN_PROGRESS"})
+# 4xx answers about the call, not how the request ended, even when tagged with its id:
+# still in progress (400), the key (401, 403), an id fal does not know (404, see
+# `outcome_of_status`), the method (405), try again later (408, 409, 429).
+NOT_A_VERDICT: Final = frozenset({400, 401, 403, 404, 405, 408, 409, 429})
 
 
 def outcome_of_run(status: int) -> Outcome:
@@ -29,22 +33,30 @@ def outcome_of_submit(status: int) -> Outcome | None:
 
 
 def outcome_of_result(status: int, headers: Mapping[str, str]) -> Outcome | None:
-    """A result GET: 2xx completed; a 5xx that upstream tagged with the request id is the
-    request's own error; anything else (in progress, ingress errors) is not a verdict.
+    """A result GET: 2xx completed. An answer upstream tagged with the request id is that
+    request's final verdict: a 5xx its error (refunded), a 4xx such as 499 client_cancelled
+    or an app's 422 its end, priced by `x-fal-billable-units` (0 or absent: refunded).
+    Untagged answers (ingress, routing) and `NOT_A_VERDICT` codes are no verdict.
     """
     if status < 300:
         return Outcome.COMPLETED
-    if status >= 500 and _has_header(headers, REQUEST_ID_HEADER):
+    if not _has_header(headers, REQUEST_ID_HEADER):
+        return None
+    if status >= 500:
         return Outcome.ERROR_RESULT
+    if status >= 400 and status not in NOT_A_VERDICT:
+        return Outcome.REJECTED
     return None
 
 
 def outcome_of_status(status: int, body: object) -> Outcome | None:
-    """A status GET: 404 = upstream does not know the id (final); COMPLETED with an
-    `error` = an ERROR result (cancels included); COMPLETED alone = fetch the result.
+    """A status GET: COMPLETED with an `error` = an ERROR result (cancels included);
+    COMPLETED alone = fetch the result. A 404 is no verdict: fal answers it for ids it
+    does not know, and for a request it accepted that means lost, expired or asked with
+    another account's key — fal may have billed it, and no retention period is
+    documented, so the hold stays (the reconciler keeps asking, then leaves it to the
+    operator).
     """
-    if status == 404:
-        return Outcome.UNKNOWN_UPSTREAM
     if status >= 300 or not isinstance(body, dict):
         return None
     if body.get("status") != "COMPLETED":
@@ -60,15 +72,12 @@ def outcome_of_webhook(body: object) -> Outcome | None:
     return Outcome.ERROR_RESULT if verdict == "ERROR" else None
 
 
-def outcome_of_cancel(status: int, last_known: str | None) -> Outcome | None:
-    """A cancel accepted (202) while we last saw IN_QUEUE ends it before it started; any
-    other cancel waits for the final status (upstream may still finish and bill it).
+def cancel_accepted(status: int) -> bool:
+    """A cancel fal accepted (202 CANCELLATION_REQUESTED). No verdict, whatever we last
+    saw: the job may have started since, and an app may finish it anyway (fal bills what
+    it finishes). It only means fal's verdict is near, so the reconciler asks now.
     """
-    if status == 202 and last_known == "IN_QUEUE":
-        return Outcome.CANCELLED_BEFORE_START
-    if status == 202:
-        return Outcome.CANCELLED_AFTER_START
-    return None
+    return status == 202
 
 
 def _has_header(headers: Mapping[str, str], name: str) -> bool:

@@ -2,19 +2,21 @@
 
 A `PriceBook` answers "what does this endpoint cost per what unit": an exact endpoint
 rule first, then the longest matching glob, then the unknown-endpoint policy (refuse, or
-a flat per-request price). `parse_pricing_body` turns `GET /v1/models/pricing` JSON into rules.
+a flat per-request price). It also knows the unit fal bills each synced endpoint in, and so
+whether fal's `x-fal-billable-units` count is in the rule's unit (`PriceRule.header_units`).
+`parse_pricing_body` turns `GET /v1/models/pricing` JSON into rules and fal's units.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final, TypeGuard
 
 from nxs.billing.errors import InvalidBillingInput, NoPrice, PricingResponseInvalid
 from nxs.billing.money import parse_decimal
@@ -23,6 +25,7 @@ UNIT_PRICE_PLACES = 9
 _ENDPOINT_GLOB = re.compile(r"^[A-Za-z0-9*?._-][A-Za-z0-9*?._/!\[\]-]{0,199}$")
 _GLOB_CLASS = re.compile(r"\[!?[^\[\]/!]+\]")  # a character class such as [0-9] or [!x]
 _LOOKUP_CACHE_SIZE = 4096
+FAL_UNIT_MAX_LENGTH: Final = 64
 
 
 class Unit(StrEnum):
@@ -52,6 +55,11 @@ _UNIT_NAMES: Mapping[str, Unit] = MappingProxyType(
 )
 
 
+# What a result body shows (images, their sizes, a video's duration): an endpoint priced in
+# one of these is counted from the body unless fal is known to bill it in that same unit.
+BODY_SHOWN_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
+
+
 def parse_unit(name: object, field: str = "unit") -> Unit:
     """fal's unit string ("image", "megapixels", "video_second", "second", …) → `Unit`."""
     unit = _UNIT_NAMES.get(name.strip().lower()) if isinstance(name, str) else None
@@ -59,6 +67,26 @@ def parse_unit(name: object, field: str = "unit") -> Unit:
         known = ", ".join(sorted(_UNIT_NAMES))
         raise InvalidBillingInput(field, f"unknown pricing unit {name!r} (known: {known})")
     return unit
+
+
+def fal_unit_name(name: object) -> str | None:
+    """fal's unit as remembered: a known unit's own name ("megapixels" → "megapixel"), any
+    other unit's text lower-cased ("1k tokens"); None when fal named none."""
+    if not isinstance(name, str):
+        return None
+    text = "".join(char for char in name.strip().lower() if char.isprintable())
+    unit = _UNIT_NAMES.get(text)
+    return unit.value if unit is not None else text[:FAL_UNIT_MAX_LENGTH] or None
+
+
+def header_units_apply(unit: Unit, fal_unit: str | None) -> bool:
+    """Whether fal's `x-fal-billable-units` counts `unit`s: fal's unit (`fal_unit_name`) is
+    known and the same, or unknown and `unit` is one no result body shows (request,
+    gpu_second). Otherwise the count is in another unit (megapixels for an endpoint priced
+    per image) and settlement reads the body instead."""
+    if fal_unit is None:
+        return unit not in BODY_SHOWN_UNITS
+    return fal_unit == unit.value
 
 
 def parse_endpoint_pattern(value: object, field: str = "pattern") -> str:
@@ -83,13 +111,19 @@ def parse_unit_price(value: object, field: str = "unit_price") -> Decimal:
     return parse_decimal(value, field, places=UNIT_PRICE_PLACES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PriceRule:
-    """`unit_price` USD per `unit` for endpoints matching `pattern` (an id or a glob)."""
+    """`unit_price` USD per `unit` for endpoints matching `pattern` (an id or a glob).
+
+    `header_units`: fal's billable units are in `unit` for the endpoint this rule was looked
+    up for (`PriceBook.price` decides it), so settlement may take them. False — count from
+    the result body, else the estimate — for a rule built without that knowledge.
+    """
 
     pattern: str
     unit: Unit
     unit_price: Decimal
+    header_units: bool = False
 
     @property
     def is_glob(self) -> bool:
@@ -110,10 +144,12 @@ class UnknownEndpoints:
 
 @dataclass
 class PriceBook:
-    """All price rules plus the unknown-endpoint policy; lookups are cached per endpoint."""
+    """All price rules, the unknown-endpoint policy and fal's unit per synced endpoint
+    (`fal_unit_name`s); lookups are cached per endpoint."""
 
     rules: Iterable[PriceRule] = ()
     unknown: UnknownEndpoints = field(default_factory=UnknownEndpoints)
+    fal_units: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rules = tuple(self.rules)
@@ -123,24 +159,32 @@ class PriceBook:
         self._cache: dict[str, PriceRule | None] = {}
 
     def price(self, endpoint: str) -> PriceRule:
-        """The rule billing `endpoint`, or `NoPrice` when unknown endpoints are refused."""
-        rule = self._cache.get(endpoint) if endpoint in self._cache else self._lookup(endpoint)
-        if rule is not None:
-            return rule
-        if self.unknown.refuse:
+        """The rule billing `endpoint` (its `header_units` decided for it), or `NoPrice`
+        when it has none and unknown endpoints are refused."""
+        rule = self._cache[endpoint] if endpoint in self._cache else self._lookup(endpoint)
+        if rule is None:
             raise NoPrice()
-        return PriceRule(endpoint, Unit.REQUEST, self.unknown.request_price)
+        return rule
+
+    def bind(self, endpoint: str, rule: PriceRule) -> PriceRule:
+        """`rule` as it bills `endpoint`: `header_units` from fal's unit for `endpoint`."""
+        applies = header_units_apply(rule.unit, self.fal_units.get(endpoint))
+        return rule if applies is rule.header_units else replace(rule, header_units=applies)
 
     def merged(self, rules: Iterable[PriceRule]) -> PriceBook:
         """A new book where `rules` replace any existing rule with the same pattern."""
         replacing = {rule.pattern: rule for rule in rules}
         kept = [rule for rule in self.rules if rule.pattern not in replacing]
-        return PriceBook([*kept, *replacing.values()], self.unknown)
+        return PriceBook([*kept, *replacing.values()], self.unknown, self.fal_units)
 
     def _lookup(self, endpoint: str) -> PriceRule | None:
         rule = self._exact.get(endpoint)
         if rule is None:
             rule = next((g for g in self._globs if fnmatchcase(endpoint, g.pattern)), None)
+        if rule is None and not self.unknown.refuse:
+            rule = PriceRule(endpoint, Unit.REQUEST, self.unknown.request_price)
+        if rule is not None:
+            rule = self.bind(endpoint, rule)
         if len(self._cache) >= _LOOKUP_CACHE_SIZE:
             self._cache.clear()
         self._cache[endpoint] = rule
@@ -149,12 +193,14 @@ class PriceBook:
 
 @dataclass(frozen=True)
 class PricingImport:
-    """What one page of fal's pricing API yielded: rules, and rows skipped with why."""
+    """What one page of fal's pricing API yielded: rules, rows skipped with why, and the
+    unit fal bills each endpoint in (`fal_unit_name`; skipped rows' too)."""
 
     rules: tuple[PriceRule, ...]
     skipped: tuple[tuple[str, str], ...]
     next_cursor: str | None
     has_more: bool
+    fal_units: tuple[tuple[str, str], ...] = ()
 
 
 def parse_pricing_body(body: object) -> PricingImport:
@@ -167,26 +213,35 @@ def parse_pricing_body(body: object) -> PricingImport:
         raise PricingResponseInvalid("Upstream pricing response has no 'prices' list")
     rules: list[PriceRule] = []
     skipped: list[tuple[str, str]] = []
+    fal_units: list[tuple[str, str]] = []
     for row in body["prices"]:
         name = row.get("endpoint_id") if isinstance(row, dict) else None
         try:
             rules.append(_rule_from_row(row))
         except InvalidBillingInput as error:
             skipped.append((name if isinstance(name, str) else repr(name), error.message))
+        unit = fal_unit_name(row.get("unit")) if isinstance(row, dict) else None
+        if unit is not None and _is_endpoint_id(name):
+            fal_units.append((name, unit))
     cursor = body.get("next_cursor")
     return PricingImport(
         rules=tuple(rules),
         skipped=tuple(skipped),
         next_cursor=cursor if isinstance(cursor, str) and cursor else None,
         has_more=body.get("has_more") is True,
+        fal_units=tuple(fal_units),
     )
+
+
+def _is_endpoint_id(name: object) -> TypeGuard[str]:
+    return isinstance(name, str) and bool(name.strip()) and " " not in name
 
 
 def _rule_from_row(row: Any) -> PriceRule:
     if not isinstance(row, dict):
         raise InvalidBillingInput("prices", "price row is not an object")
     endpoint = row.get("endpoint_id")
-    if not isinstance(endpoint, str) or not endpoint.strip() or " " in endpoint:
+    if not _is_endpoint_id(endpoint):
         raise InvalidBillingInput("endpoint_id", "endpoint_id must be a non-empty id")
     currency = row.get("currency", "USD")
     if currency != "USD":

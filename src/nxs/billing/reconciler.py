@@ -2,8 +2,10 @@
 
 Its queue is the ledger itself (`status = 'pending'`, `next_check_at` due), so it resumes
 after a restart where it stopped. Checks run with bounded concurrency; a final verdict
-settles (COMPLETED → fetch the result and charge it, ERROR or unknown id → refund);
-anything else — still running, a transport error, a missing key — backs off, never refunds.
+settles (COMPLETED → fetch the result and settle from it, ERROR → refund); anything else —
+still running, an id fal does not know (404), a transport error, a missing key — backs
+off, never refunds. After `max_checks` it gives up: the row stays `pending`, its hold kept,
+out of the queue, logged for the operator.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ LOG = logging.getLogger("nxs.billing")
 BATCH: Final = 100
 FIRST_BACKOFF: Final = 5.0
 MAX_BACKOFF: Final = 300.0
+MAX_CHECKS: Final = 300  # about a day: 5 min of backoffs, then one check every 5 min
 
 Finish = Callable[[Entry, Outcome, Mapping[str, str], object], Awaitable[bool]]
 
@@ -41,12 +44,17 @@ class Upstream(Protocol):
 
 @dataclass
 class Reconciler:
-    """One pass per `tick()`: every due row checked, at most `concurrency` at a time."""
+    """One pass per `tick()`: every due row checked, at most `concurrency` at a time; a
+    row not settled is checked again after `first_backoff × 2^checks` (at most
+    `MAX_BACKOFF`) seconds, `max_checks` times in all.
+    """
 
     db: Database
     upstream: Upstream
     finish: Finish
     concurrency: int = 8
+    first_backoff: float = FIRST_BACKOFF
+    max_checks: int = MAX_CHECKS
 
     async def tick(self) -> int:
         """Check every due row once; returns how many were looked at."""
@@ -70,9 +78,25 @@ class Reconciler:
         except Exception:
             LOG.exception("reconciling %s failed", entry.request_id)
             settled = False
-        if not settled:
-            delay = min(FIRST_BACKOFF * 2**entry.checks, MAX_BACKOFF)
-            await asyncio.to_thread(ledger.reschedule, self.db, entry.id, time.time() + delay)
+        if settled:
+            return
+        if entry.checks + 1 >= self.max_checks:
+            await self._give_up(entry)
+            return
+        delay = min(self.first_backoff * 2 ** min(entry.checks, 30), MAX_BACKOFF)
+        await asyncio.to_thread(ledger.reschedule, self.db, entry.id, time.time() + delay)
+
+    async def _give_up(self, entry: Entry) -> None:
+        """No verdict after `max_checks`: out of the queue, the hold kept, the operator told."""
+        await asyncio.to_thread(ledger.check_at, self.db, entry.id, None)
+        LOG.warning(
+            "reconciler gave up on request %s (%s, customer %s) after %d checks without a"
+            " verdict from fal; it stays pending, its hold kept, until an operator settles it",
+            entry.request_id,
+            entry.endpoint,
+            entry.customer_id,
+            entry.checks + 1,
+        )
 
     async def _verdict(self, entry: Entry) -> bool:
         answer = await self.upstream.status(entry)

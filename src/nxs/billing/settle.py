@@ -1,8 +1,9 @@
 """Settlement: what a finished request actually costs, and whether it is refunded.
 
-Units come from `x-fal-billable-units` when upstream sent it, else from the result body,
-else from the reservation's estimate. Refund rules are pure decisions on what we learned;
-only an upstream's final verdict refunds — our own poll timing out never does.
+Units come from `x-fal-billable-units` when upstream sent it in the rule's unit
+(`PriceRule.header_units`), else from the result body, else from the reservation's estimate.
+Refund rules are pure decisions on what we learned; only an upstream's final verdict
+refunds — our own poll timing out never does.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _VERDICTS: Mapping[Outcome, Verdict] = {
     Outcome.COMPLETED: Verdict.CHARGE,
     Outcome.ERROR_RESULT: Verdict.REFUND,
     Outcome.UPSTREAM_5XX: Verdict.REFUND,
-    Outcome.REJECTED: Verdict.CHARGE,  # at the header's units, 0 when absent
+    Outcome.REJECTED: Verdict.CHARGE,  # at the header's units; refunded without usable ones
     Outcome.CANCELLED_BEFORE_START: Verdict.REFUND,
     Outcome.CANCELLED_AFTER_START: Verdict.HOLD,
     Outcome.UNKNOWN_UPSTREAM: Verdict.REFUND,
@@ -107,24 +108,25 @@ def settle(
     decided = verdict(outcome)
     if decided is not Verdict.CHARGE:
         return Settlement(decided, Decimal(0), UnitsSource.NONE, Money.zero(), reserved)
-    header = header_units(headers or {})
+    header = header_units(headers) if headers and rule.header_units else None
     if outcome is Outcome.REJECTED:
-        if not header:  # a 4xx without billable units costs nothing, as at fal
+        if not header:  # a 4xx without billable units (in the rule's unit) costs nothing
             return Settlement(Verdict.REFUND, Decimal(0), UnitsSource.NONE, Money.zero(), reserved)
         units, source = header, UnitsSource.HEADER
     else:
-        units, source = billable_units(rule.unit, header, body, estimated_units)
+        units, source = billable_units(rule, header, body, estimated_units)
     cost = cost_of(units, rule.unit_price, multiplier)
     return Settlement(decided, units, source, cost, reserved)
 
 
 def billable_units(
-    unit: Unit, header: Decimal | None, body: object, estimated: Decimal
+    rule: PriceRule, header: Decimal | None, body: object, estimated: Decimal
 ) -> tuple[Decimal, UnitsSource]:
-    """The header wins; else what the body shows; else the reservation's estimate."""
-    if header is not None:
+    """fal's billed units (`header`) when they are in the rule's unit; else what the body
+    shows; else the reservation's estimate."""
+    if header is not None and rule.header_units:
         return header, UnitsSource.HEADER
-    found = body_units(unit, body)
+    found = body_units(rule.unit, body)
     if found is not None:
         return found, UnitsSource.BODY
     return estimated, UnitsSource.ESTIMATE

@@ -2,7 +2,8 @@
 
 fal's API wants the endpoint ids (1–50 per call): those named, else every endpoint already
 priced or seen in the ledger. Asked with a pool key (the first active one), parsed by
-`nxs.billing.pricing.parse_pricing_body`; rows an operator set by hand are kept.
+`nxs.billing.pricing.parse_pricing_body`; rows an operator set by hand are kept, and the
+unit fal bills each endpoint in is remembered either way (see `PriceRule.header_units`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from nxs.billing.catalog import import_prices
+from nxs.billing.catalog import import_prices, remember_fal_units
 from nxs.billing.errors import PricingResponseInvalid
 from nxs.billing.pricing import PriceRule, parse_pricing_body
 from nxs.config import Settings
@@ -49,6 +50,7 @@ def sync_prices(
     get = fetch or _get_json
     rules: list[PriceRule] = []
     skipped: list[tuple[str, str]] = []
+    fal_units: dict[str, str] = {}
     for start in range(0, len(wanted), BATCH):
         batch = wanted[start : start + BATCH]
         query = urllib.parse.urlencode({"endpoint_id": ",".join(batch)})
@@ -58,11 +60,14 @@ def sync_prices(
             continue
         page = parse_pricing_body(body)
         rules.extend(page.rules)
+        fal_units.update(page.fal_units)
         skipped.extend(page.skipped)
         answered = {rule.pattern for rule in page.rules} | {name for name, _ in page.skipped}
         if not page.has_more:  # (later pages are not fetched: fal prices ≤ 50 ids on one)
             skipped.extend((e, "no price from fal") for e in batch if e not in answered)
-    import_prices(store.database, rules, "sync")
+    with store.database.transaction():
+        remember_fal_units(store.database, fal_units)
+        import_prices(store.database, rules, "sync")
     return SyncReport(len(rules), tuple(skipped))
 
 

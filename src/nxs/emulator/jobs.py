@@ -20,7 +20,7 @@ from aiohttp import web
 
 from nxs.emulator.endpoints import EndpointId
 from nxs.emulator.models import Model
-from nxs.emulator.outputs import Outcome, produce, progress_lines
+from nxs.emulator.outputs import Outcome, ignores_cancel, produce, progress_lines
 from nxs.emulator.state import EmulatorState
 
 QUEUE_SECONDS = 0.15
@@ -149,10 +149,13 @@ class Scheduler:
         return waiting.index(job) if job in waiting else 0
 
     def cancel(self, job: Job) -> bool:
-        """Request cancellation; False when the job had already completed."""
+        """Request cancellation; False when the job had already completed. A started job
+        whose input has `[ignore-cancel]` is signalled but finishes anyway, as a fal app
+        that does not stop may (and is billed)."""
         if job.done or job.task is None:
             return False
-        job.task.cancel()
+        if job.status != "IN_PROGRESS" or not ignores_cancel(job.input):
+            job.task.cancel()
         return True
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from nxs.emulator.inputs import validate
 from nxs.emulator.models import Model
 
 FAIL_TRIGGER = "[fail]"
+FINISH_TRIGGER = "[ignore-cancel]"  # an app that finishes a started request despite a cancel
 FAILURE_DETAIL = "Model failed: the input asked for a failure ([fail])"
 WORDS = tuple(
     [
@@ -65,6 +66,10 @@ def prepare(model: Model, body: dict[str, Any], rng: random.Random) -> dict[str,
 
 def wants_failure(clean: dict[str, Any]) -> bool:
     return any(isinstance(value, str) and FAIL_TRIGGER in value for value in clean.values())
+
+
+def ignores_cancel(clean: dict[str, Any]) -> bool:
+    return any(isinstance(value, str) and FINISH_TRIGGER in value for value in clean.values())
 
 
 def progress_lines(model: Model, clean: dict[str, Any]) -> list[str]:

@@ -50,7 +50,14 @@ def start_billing(services: Services) -> None:
     ) -> bool:
         return await finish(meter, entry, outcome, headers, body)
 
-    reconciler = Reconciler(meter.db, upstream, settle)
+    settings = services.settings
+    reconciler = Reconciler(
+        meter.db,
+        upstream,
+        settle,
+        first_backoff=settings.reconcile_backoff_seconds,
+        max_checks=settings.reconcile_max_checks,
+    )
     services.tasks.append(asyncio.create_task(_reconcile(reconciler, meter)))
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 import aiohttp
@@ -19,7 +21,7 @@ from yarl import URL
 from nxs.billing import ledger
 from nxs.billing.ledger import Entry
 from nxs.billing.outcomes import (
-    outcome_of_cancel,
+    cancel_accepted,
     outcome_of_result,
     outcome_of_status,
     outcome_of_webhook,
@@ -52,13 +54,22 @@ def open_entry(meter: Meter, request_id: str) -> Entry | None:
         entry = ledger.find_open(meter.db, request_id)
         if entry is None:
             meter.release_request(request_id)
-    return entry
+            return None
+    return bound(meter, entry)
+
+
+def bound(meter: Meter, entry: Entry) -> Entry:
+    """`entry` with its rule's `header_units` decided by fal's unit for its endpoint (a row
+    read back from the ledger holds the unit and price only, so it would ignore the header)."""
+    rule = meter.snapshot.prices.bind(entry.endpoint, entry.rule)
+    return entry if rule is entry.rule else replace(entry, rule=rule)
 
 
 async def finish(
     meter: Meter, entry: Entry, outcome: Outcome, headers: Mapping[str, str], body: object
 ) -> bool:
     """Settle `entry` for `outcome`; False for a HOLD or when it was already settled."""
+    entry = bound(meter, entry)
     settlement = meter.price(entry, outcome, headers, body)
     if settlement.verdict is Verdict.HOLD:
         return False
@@ -82,7 +93,8 @@ async def result_seen(meter: Meter, request_id: str, response: ClientResponse) -
     if outcome is None:
         return
     body = None
-    needs_body = BILLABLE_UNITS_HEADER not in headers and entry.rule.unit in BODY_UNITS
+    header = entry.rule.header_units and BILLABLE_UNITS_HEADER in headers
+    needs_body = not header and entry.rule.unit in BODY_UNITS
     length = response.content_length
     if outcome is Outcome.COMPLETED and needs_body and length is not None and length <= SMALL_BODY:
         body = _json(await response.read())
@@ -90,28 +102,32 @@ async def result_seen(meter: Meter, request_id: str, response: ClientResponse) -
 
 
 async def status_seen(meter: Meter, request_id: str, status: int, payload: bytes) -> None:
-    """A status answer: remember it (for cancels); an ERROR completion refunds at once."""
+    """A status answer: an ERROR completion refunds at once; a 404 changes nothing."""
     if not meter.enabled or request_id in meter.closed:
         return
-    body = _json(payload)
-    state = body.get("status") if isinstance(body, dict) else None
-    if isinstance(state, str) and request_id in meter.open:
-        meter.last_status[request_id] = state
-    outcome = outcome_of_status(status, body)
-    if outcome is Outcome.ERROR_RESULT or outcome is Outcome.UNKNOWN_UPSTREAM:
+    outcome = outcome_of_status(status, _json(payload))
+    if outcome is Outcome.ERROR_RESULT:
         entry = open_entry(meter, request_id)
         if entry is not None:
             await finish(meter, entry, outcome, {}, None)
 
 
 async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
-    """A cancel accepted while we last saw IN_QUEUE refunds; others wait for the verdict."""
-    outcome = outcome_of_cancel(status, meter.last_status.get(request_id))
-    if outcome is not Outcome.CANCELLED_BEFORE_START:
+    """A cancel fal accepted settles nothing (the job may have started since the client
+    last looked, and fal bills what its app finishes): it makes the request due for the
+    reconciler now, so fal's own status and result decide.
+    """
+    if not cancel_accepted(status):
         return
     entry = open_entry(meter, request_id)
-    if entry is not None:
-        await finish(meter, entry, outcome, {}, None)
+    if entry is None:
+        return
+    entry_id, moment = entry.id, time.time()
+
+    def operation(db: Database) -> None:
+        ledger.check_at(db, entry_id, moment)
+
+    await meter.writer.run(operation)
 
 
 async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any]) -> None:

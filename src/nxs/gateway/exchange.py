@@ -23,6 +23,14 @@ class ClientGone(NxsError):
     status, error_type, detail = 499, "client_disconnected", "Client disconnected"
 
 
+# headers kept as they are, by the attribute that holds them
+_TEXT_HEADERS: Final = {
+    b"authorization": "authorization",
+    b"host": "host",
+    b"idempotency-key": "idempotency_key",
+}
+
+
 class Exchange:
     """Request facts the gateway needs, gathered in one pass over the headers."""
 
@@ -34,6 +42,7 @@ class Exchange:
         "forwarded_host",
         "forwarded_proto",
         "host",
+        "idempotency_key",
         "method",
         "path",
         "query",
@@ -61,6 +70,7 @@ class Exchange:
         self.authorization: str | None = None
         self.content_length: int | None = None
         self.target: str | None = None
+        self.idempotency_key: str | None = None
         self.host = self.forwarded_host = self.forwarded_proto = ""
         self.forward: list[tuple[str, str]] = []
         self.customer = self.upstream = ""  # for the access log: names, never keys
@@ -76,12 +86,10 @@ class Exchange:
                     forward.append((name.decode("latin-1"), value.decode("latin-1")))
             elif name in PASSED:
                 forward.append((name.decode("latin-1"), value.decode("latin-1")))
-            elif name == b"authorization":
-                self.authorization = value.decode("latin-1")
+            elif name in _TEXT_HEADERS:
+                setattr(self, _TEXT_HEADERS[name], value.decode("latin-1"))
             elif name == b"content-length":
                 self.content_length = _length(value)
-            elif name == b"host":
-                self.host = value.decode("latin-1")
             elif name == b"x-forwarded-host":
                 self.forwarded_host = value.decode("latin-1").split(",")[0].strip()
             elif name == b"x-forwarded-proto":

@@ -72,7 +72,7 @@ class Handlers:
         entry, response = await self.s.meter.guard(ticket, failover)
         ex.upstream = entry.name
         try:
-            await self.s.meter.ran_response(ticket, response)
+            await self.s.meter.ran_response(ticket, response, entry.key.id)
             await self.s.forwarder.relay(ex, response)
         finally:
             self.s.forwarder.done(entry, response)

@@ -19,15 +19,14 @@ from aiohttp import ClientResponse
 
 from nxs.billing import ledger, replay
 from nxs.billing.catalog import BillingSnapshot, load_snapshot
-from nxs.billing.errors import EndpointNotAllowed
 from nxs.billing.estimate import defaults_for, estimate_units
 from nxs.billing.idempotency import fingerprint
-from nxs.billing.ledger import Entry
+from nxs.billing.ledger import Columns, Entry
 from nxs.billing.limits import InProcessLimiter, Permit
 from nxs.billing.money import Money, charge
 from nxs.billing.outcomes import REQUEST_ID_HEADER, outcome_of_run, outcome_of_submit
-from nxs.billing.plans import CreditMode, Plan, check_access
-from nxs.billing.pricing import Unit
+from nxs.billing.plans import CreditMode, check_access
+from nxs.billing.pricing import PriceRule
 from nxs.billing.replay import StoredResponse
 from nxs.billing.settle import (
     BILLABLE_UNITS_HEADER,
@@ -40,16 +39,15 @@ from nxs.gateway import routes, tickets
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.forward import SMALL_BODY
 from nxs.gateway.routes import Route
+from nxs.gateway.tariffs import BODY_UNITS, Tariff, Tariffs
 from nxs.gateway.tickets import Ticket
 from nxs.store.database import Database
 from nxs.store.models import KeyGrant
 
 KINDS: Final = {routes.RUN: "run", routes.SUBMIT: "queue"}
-BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
 PERMIT_MAX_AGE: Final = 3600.0
 MEMORY_LIMIT: Final = 20_000
-LATER: Final = Decimal(-1)  # an estimate not computed yet
-NEVER: Final = datetime.min.replace(tzinfo=UTC)  # "now" for an open-ended subscription
+ZERO: Final = Money.zero()
 T = TypeVar("T")
 
 
@@ -68,6 +66,7 @@ class Meter:
     closed: dict[str, None] = field(default_factory=dict)  # recently settled request ids
     settlements: dict[tuple[object, ...], Settlement] = field(default_factory=dict)
     costs: dict[tuple[Decimal, Decimal, Decimal], Money] = field(default_factory=dict)
+    tariffs: Tariffs = field(default_factory=Tariffs)
 
     def __post_init__(self) -> None:
         self.writer = LedgerWriter(self.db)
@@ -83,6 +82,7 @@ class Meter:
         """Re-read plans, subscriptions and prices (the store version moved)."""
         if self.enabled:
             self.snapshot = load_snapshot(self.db)
+            self.tariffs.clear()
 
     # -- admission --------------------------------------------------------------
 
@@ -96,13 +96,12 @@ class Meter:
         if kind is None or not self.enabled:
             return None
         endpoint = route.endpoint
-        plan, subscription = self.snapshot.plan_of(grant.customer_id)
-        if subscription.until is not None or not subscription.subscription_active(NEVER):
-            check_access(plan, subscription, endpoint, datetime.now(UTC))
-        elif not plan.endpoint_allowed(endpoint):
-            raise EndpointNotAllowed()
-        entry = self._entry(ex.request_id, grant, endpoint, kind, plan, body)
-        ticket = Ticket(entry, plan, idempotency=tickets.idempotency(ex, grant))
+        tariff = self.tariffs.get(self.snapshot, grant.customer_id, grant.key_id, endpoint, kind)
+        plan = tariff.plan
+        if not tariff.open_access:  # a dated subscription, not active, or an endpoint list
+            check_access(plan, tariff.subscription, endpoint, datetime.now(UTC))
+        entry = self._entry(ex.request_id, grant, tariff, body)
+        ticket = Ticket(entry, plan, idempotency=tickets.idempotency(ex, grant), tariff=tariff)
         if entry.estimated_units < 0:  # metered run: estimated only if fal bills no units
             ticket.request_body = body
         if plan.rpm is not None or plan.max_in_flight is not None:
@@ -111,33 +110,30 @@ class Meter:
                 raise admitted.error()
             ticket.permit = admitted
         try:
-            if ticket.idempotency is not None or plan.requires_credit:
+            if ticket.idempotency is not None or tariff.credit:
                 await self._claim(ticket, fingerprint(ex.method, endpoint, ex.query, body))
         except BaseException:
             self._release(ticket.permit)
             raise
         return ticket
 
-    def _entry(
-        self, call_id: str, grant: KeyGrant, endpoint: str, kind: str, plan: Plan, body: bytes
-    ) -> Entry:
-        rule = self.snapshot.prices.price(endpoint)
-        if kind == "run" and not plan.requires_credit and rule.unit in BODY_UNITS:
-            units = LATER  # nothing to reserve: spare the JSON parse (see `Meter.ran`)
-        else:
+    def _entry(self, call_id: str, grant: KeyGrant, tariff: Tariff, body: bytes) -> Entry:
+        rule, multiplier = tariff.rule, tariff.plan.multiplier
+        units = tariff.estimate  # LATER for metered runs: no JSON parse (see `Meter.ran`)
+        if units is None:
             payload = tickets.json_body(body) if rule.unit in BODY_UNITS else None
-            units = estimate_units(rule.unit, payload, defaults_for(endpoint))
-        cost = self._cost(units, rule.unit_price, plan.multiplier) if plan.requires_credit else None
+            units = estimate_units(rule.unit, payload, defaults_for(tariff.endpoint))
+        cost = self._cost(units, rule.unit_price, multiplier) if tariff.credit else ZERO
         return Entry(
             id=f"led_{call_id}",  # the gateway's own request id: unique, no syscall
             customer_id=grant.customer_id,
             api_key_id=grant.key_id,
-            endpoint=endpoint,
-            kind=kind,
+            endpoint=tariff.endpoint,
+            kind=tariff.kind,
             rule=rule,
-            multiplier=plan.multiplier,
+            multiplier=multiplier,
             estimated_units=units,
-            reserved=cost or Money.zero(),
+            reserved=cost,
             created_at=time.time(),
         )
 
@@ -191,48 +187,87 @@ class Meter:
             await self.failed(ticket)
             raise
 
-    async def ran_response(self, ticket: Ticket | None, response: ClientResponse) -> None:
-        """Settle a run from its response (body read only when small, as relay does)."""
+    async def ran_response(
+        self, ticket: Ticket | None, response: ClientResponse, upstream_id: str
+    ) -> None:
+        """Settle a run from its response; the body is read (when small, as relay does)
+        only if fal's header does not tell the units or an idempotent retry will need it."""
         if ticket is None:
             return
-        length = response.content_length
-        body = await response.read() if length is not None and length <= SMALL_BODY else None
-        await self.ran(ticket, response.status, response.headers, body)
+        body = None
+        if ticket.idempotency is not None or _body_tells(ticket.entry.rule, response.headers):
+            length = response.content_length
+            if length is not None and length <= SMALL_BODY:
+                body = await response.read()
+        await self.ran(ticket, response.status, response.headers, body, upstream_id)
 
     async def ran(
-        self, ticket: Ticket | None, status: int, headers: Mapping[str, str], body: bytes | None
+        self,
+        ticket: Ticket | None,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        upstream_id: str | None = None,
     ) -> None:
         """A run's answer is known (body None when streamed): settle it before relaying."""
         if ticket is None:
             return
         entry = ticket.entry
-        parsed = None
-        if body is not None and entry.rule.unit in BODY_UNITS:
-            parsed = None if BILLABLE_UNITS_HEADER in headers else tickets.json_body(body)
         fal_id = headers.get(REQUEST_ID_HEADER)
-        units = entry.estimated_units
-        if ticket.request_body is not None:
-            units = tickets.deferred_units(entry, ticket.request_body, headers)
-        settlement = self.price(entry, outcome_of_run(status), headers, parsed, units)
         if not ticket.written and ticket.idempotency is None:  # the common metered run
-            row = ledger.row(
-                entry,
-                tickets.closed(settlement),
-                settlement,
-                estimated_units=units,
-                request_id=fal_id,
-            )
             try:
+                row = self._metered_row(ticket, status, headers, body)
+                now = time.time()
+                row += ledger.request_columns(
+                    entry, now, request_id=fal_id, upstream_key_id=upstream_id
+                )
                 await self.writer.execute(ledger.INSERT, row)
             finally:
                 self._release(ticket.permit)
             return
-        ticket.entry = replace(entry, estimated_units=units, request_id=entry.request_id or fal_id)
+        units, settlement = self._settle_run(ticket, status, headers, body)
+        ticket.entry = replace(
+            entry,
+            estimated_units=units,
+            request_id=entry.request_id or fal_id,
+            upstream_key_id=entry.upstream_key_id or upstream_id,
+        )
         stored = None
         if ticket.idempotency is not None and body is not None and status < 500:
             stored = StoredResponse(status, tickets.stored_headers(headers), body)
         await self._close(ticket, settlement, stored)
         self._release(ticket.permit)
+
+    def _metered_row(
+        self, ticket: Ticket, status: int, headers: Mapping[str, str], body: bytes | None
+    ) -> Columns:
+        """The static and closing columns of a metered run's row: from its tariff when fal
+        said what it billed (the same answer settles the same way), else worked out."""
+        entry, tariff = ticket.entry, ticket.tariff
+        billed = headers.get(BILLABLE_UNITS_HEADER) if entry.rule.header_units else None
+        if billed is None or tariff is None:
+            units, settlement = self._settle_run(ticket, status, headers, body)
+            status_text = ledger.closed_status(settlement)
+            closing = ledger.closing_columns(status_text, settlement, units, entry.reserved)
+            return ledger.static_columns(entry) + closing
+        outcome = outcome_of_run(status)
+        _, closing = tariff.closing(
+            outcome, billed, lambda: self._settle_run(ticket, status, headers, body)
+        )
+        return tariff.static + closing
+
+    def _settle_run(
+        self, ticket: Ticket, status: int, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[Decimal, Settlement]:
+        """The run's units as estimated (deferred estimates filled in) and its settlement."""
+        entry = ticket.entry
+        parsed = None
+        if body is not None and _body_tells(entry.rule, headers):
+            parsed = tickets.json_body(body)
+        units = entry.estimated_units
+        if ticket.request_body is not None:
+            units = tickets.deferred_units(entry, ticket.request_body, headers)
+        return units, self.price(entry, outcome_of_run(status), headers, parsed, units)
 
     async def failed(self, ticket: Ticket | None) -> None:
         """No upstream answered at all (every key failed): refund, free the idempotency key."""
@@ -331,7 +366,7 @@ class Meter:
             if written:
                 ledger.settle(db, entry, settlement)
             else:
-                ledger.insert(db, entry, tickets.closed(settlement), settlement)
+                ledger.insert(db, entry, ledger.closed_status(settlement), settlement)
             if idem is not None and stored is not None:
                 replay.complete(db, *idem, stored, entry.id)
             elif idem is not None:
@@ -366,3 +401,10 @@ class Meter:
         limit = time.monotonic() - PERMIT_MAX_AGE
         for request_id in [rid for rid, (_, at) in self.permits.items() if at < limit]:
             self.release_request(request_id)
+
+
+def _body_tells(rule: PriceRule, headers: Mapping[str, str]) -> bool:
+    """Whether the units are read from the answer's body (fal's header does not say)."""
+    if rule.unit not in BODY_UNITS:
+        return False
+    return not rule.header_units or BILLABLE_UNITS_HEADER not in headers

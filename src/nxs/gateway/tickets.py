@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from nxs.billing.estimate import defaults_for, estimate_units
 from nxs.billing.idempotency import validate_key
@@ -16,11 +16,10 @@ from nxs.billing.ledger import Entry
 from nxs.billing.limits import Permit
 from nxs.billing.plans import Plan
 from nxs.billing.replay import StoredResponse
-from nxs.billing.settle import Settlement, Verdict, header_units
+from nxs.billing.settle import header_units
 from nxs.gateway.exchange import Exchange, Headers
+from nxs.gateway.tariffs import Tariff
 from nxs.store.models import KeyGrant
-
-IDEMPOTENCY_HEADER: Final = b"idempotency-key"
 
 
 @dataclass
@@ -34,13 +33,14 @@ class Ticket:
     replay: StoredResponse | None = None
     written: bool = False  # a `reserved` row exists (credit plans)
     request_body: bytes | None = None  # kept while the estimate is deferred
+    tariff: Tariff | None = None
 
 
 def idempotency(ex: Exchange, grant: KeyGrant) -> tuple[str, str] | None:
-    for name, value in ex.scope["headers"]:
-        if name == IDEMPOTENCY_HEADER:
-            return grant.customer_id, validate_key(value.decode("latin-1"))
-    return None
+    """The request's (customer, Idempotency-Key) claim, if it sent one (422 if malformed)."""
+    if ex.idempotency_key is None:
+        return None
+    return grant.customer_id, validate_key(ex.idempotency_key)
 
 
 def json_body(body: bytes | None) -> Any:
@@ -51,15 +51,12 @@ def json_body(body: bytes | None) -> Any:
 
 
 def deferred_units(entry: Entry, body: bytes, headers: Mapping[str, str]) -> Decimal:
-    """The deferred estimate: fal's billed units when it says, else read from the input."""
-    units = header_units(headers)
+    """The deferred estimate: fal's billed units when it says them in the rule's unit
+    (`PriceRule.header_units`), else read from the input."""
+    units = header_units(headers) if entry.rule.header_units else None
     if units is None:
         units = estimate_units(entry.rule.unit, json_body(body), defaults_for(entry.endpoint))
     return units
-
-
-def closed(settlement: Settlement) -> str:
-    return "refunded" if settlement.verdict is Verdict.REFUND else "settled"
 
 
 def with_request(entry: Entry, request_id: str, upstream_id: str) -> Entry:
