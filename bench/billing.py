@@ -1,9 +1,14 @@
 """Billing on vs off, same run: what metering costs the hot path (target: ≤ 10 %).
 
 One nginx upstream (bench/run.py's), two `nxs serve` on CPU 0 — one with NXS_BILLING=off,
-one metering — and wrk on CPU 1, rotated per round. On the metering gateway: a customer on
-the built-in `default` plan (one group-committed ledger insert per request) and one on a
-prepaid plan (reserve before, settle after). Usage: .venv/bin/python -m bench.billing
+one metering — and wrk on CPU 1. On the metering gateway: a customer on the built-in
+`default` plan (one group-committed ledger insert per request) and one on a prepaid plan
+(reserve before, settle after). The endpoint is priced per request and nginx answers with
+`x-fal-billable-units`, as fal does: the path a synced price book takes (no body parse).
+
+This machine's speed drifts by ±15 % from second to second, so many short rounds run the
+contenders back to back (rotated) and the result is the median of each round's ratio.
+Usage: .venv/bin/python -m bench.billing [--rounds 15 --seconds 1.5]
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ FAL_CONF = NGINX_CONF.replace(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "billing.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nxs-bench-billing-") as tmp:
@@ -73,7 +78,7 @@ def start(tmp: Path, procs: list) -> list[Contender]:  # type: ignore[type-arg]
         "NXS_ACCESS_LOG": "false",
     }
     nxs(env, "upstream", "add", "pool", stdin="upstream-secret-key\n")
-    nxs(env, "pricing", "set", "fal-ai/flux/dev", "image", "0.001")
+    nxs(env, "pricing", "set", "fal-ai/flux/dev", "request", "0.001")
     nxs(env, "plans", "create", "prepaid", "--prepaid")
     metered, payer = customer(env, "metered"), customer(env, "payer")
     nxs(env, "subscriptions", "set", "payer", "prepaid")
@@ -101,7 +106,7 @@ def rounds(contenders: list[Contender], count: int, seconds: float) -> list[Samp
     for round_no in range(count):
         shift = round_no % len(contenders)
         for contender in contenders[shift:] + contenders[:shift]:
-            wrk(contender, 64, 1.0)  # warm-up
+            wrk(contender, 64, 0.5)  # warm-up
             samples.append(wrk(contender, 64, seconds))
             print(f"round {round_no + 1}: {contender.name} done", file=sys.stderr)
     return samples
@@ -120,6 +125,10 @@ def summarise(samples: list[Sample]) -> dict[str, object]:
     names = ("billing-off", "default-plan", "prepaid-plan")
     return {
         "rps_c64": {name: statistics.median(rps(name)) for name in names},
+        "cpu_us_per_request": {
+            name: statistics.median(s.cpu_us_per_request for s in samples if s.contender == name)
+            for name in names
+        },
         "errors": {name: sum(s.errors for s in samples if s.contender == name) for name in names},
         "default_plan_rps_vs_off": ratio("default-plan"),
         "prepaid_plan_rps_vs_off": ratio("prepaid-plan"),

@@ -72,7 +72,9 @@ class Handlers:
         entry, response = await self.s.meter.guard(ticket, failover)
         ex.upstream = entry.name
         try:
-            await self.s.meter.ran_response(ticket, response, entry.key.id)
+            settled = self.s.meter.ran_response(ticket, response, entry.key.id)
+            if settled is not None:  # billing: the answer waits for its ledger row
+                await settled
             await self.s.forwarder.relay(ex, response)
         finally:
             self.s.forwarder.done(entry, response)

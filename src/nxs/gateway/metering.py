@@ -26,7 +26,6 @@ from nxs.billing.limits import InProcessLimiter, Permit
 from nxs.billing.money import Money, charge
 from nxs.billing.outcomes import REQUEST_ID_HEADER, outcome_of_run, outcome_of_submit
 from nxs.billing.plans import CreditMode, check_access
-from nxs.billing.pricing import PriceRule
 from nxs.billing.replay import StoredResponse
 from nxs.billing.settle import (
     BILLABLE_UNITS_HEADER,
@@ -187,18 +186,33 @@ class Meter:
             await self.failed(ticket)
             raise
 
-    async def ran_response(
+    def ran_response(
         self, ticket: Ticket | None, response: ClientResponse, upstream_id: str
-    ) -> None:
-        """Settle a run from its response; the body is read (when small, as relay does)
-        only if fal's header does not tell the units or an idempotent retry will need it."""
+    ) -> Awaitable[None] | None:
+        """Settle a run from its response; await what it returns before relaying (None:
+        nothing to wait for). A metered run whose units fal's header tells — the common
+        case — is one ledger row queued here, and the caller waits for its commit."""
         if ticket is None:
-            return
+            return None
+        headers = response.headers
+        if ticket.written or ticket.idempotency is not None or _body_tells(ticket.entry, headers):
+            return self._ran_response(ticket, response, upstream_id)
+        self._release(ticket.permit)
+        entry = ticket.entry
+        now = time.time()
+        row = self._metered_row(ticket, response.status, headers, None)
+        row += ledger.request_columns(
+            entry, now, request_id=headers.get(REQUEST_ID_HEADER), upstream_key_id=upstream_id
+        )
+        return self.writer.submit(ledger.INSERT, row)
+
+    async def _ran_response(
+        self, ticket: Ticket, response: ClientResponse, upstream_id: str
+    ) -> None:
         body = None
-        if ticket.idempotency is not None or _body_tells(ticket.entry.rule, response.headers):
-            length = response.content_length
-            if length is not None and length <= SMALL_BODY:
-                body = await response.read()
+        length = response.content_length
+        if length is not None and length <= SMALL_BODY:  # as relay reads it
+            body = await response.read()
         await self.ran(ticket, response.status, response.headers, body, upstream_id)
 
     async def ran(
@@ -214,7 +228,7 @@ class Meter:
             return
         entry = ticket.entry
         fal_id = headers.get(REQUEST_ID_HEADER)
-        if not ticket.written and ticket.idempotency is None:  # the common metered run
+        if not ticket.written and ticket.idempotency is None:  # a metered run
             try:
                 row = self._metered_row(ticket, status, headers, body)
                 now = time.time()
@@ -262,7 +276,7 @@ class Meter:
         """The run's units as estimated (deferred estimates filled in) and its settlement."""
         entry = ticket.entry
         parsed = None
-        if body is not None and _body_tells(entry.rule, headers):
+        if body is not None and _body_tells(entry, headers):
             parsed = tickets.json_body(body)
         units = entry.estimated_units
         if ticket.request_body is not None:
@@ -403,8 +417,9 @@ class Meter:
             self.release_request(request_id)
 
 
-def _body_tells(rule: PriceRule, headers: Mapping[str, str]) -> bool:
+def _body_tells(entry: Entry, headers: Mapping[str, str]) -> bool:
     """Whether the units are read from the answer's body (fal's header does not say)."""
+    rule = entry.rule
     if rule.unit not in BODY_UNITS:
         return False
     return not rule.header_units or BILLABLE_UNITS_HEADER not in headers
