@@ -1,10 +1,13 @@
 """The group-commit writer's batched paths: reservations whose row inserts are deferred into
-one `executemany`, and plain ledger inserts, with a failure undoing only its own request.
+the batch, and plain ledger inserts (multi-row INSERTs), with a failure undoing only its own
+request; a batch stays open a few loop turns, and `stop()` commits what is queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +19,10 @@ from nxs.billing.errors import InsufficientCredit
 from nxs.billing.ledger import Entry
 from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, Unit
-from nxs.billing.writer import LedgerWriter
+from nxs.billing.settle import Settlement, UnitsSource, Verdict
+from nxs.billing.writer import COMMIT_TURNS, ROWS_PER_INSERT, LedgerWriter
 from nxs.store import customers
-from nxs.store.database import Database, IntegrityViolation
+from nxs.store.database import Database, IntegrityViolation, Params, Row
 from nxs.store.migrations import migrate
 from nxs.store.sqlite import SqliteDatabase
 
@@ -96,3 +100,188 @@ def test_a_duplicate_insert_fails_alone_and_the_rest_of_its_batch_commits(db: Da
     assert isinstance(results[1], IntegrityViolation)
     stored = db.fetch_all("SELECT id FROM ledger ORDER BY id")
     assert [r["id"] for r in stored] == ["led_a", "led_c"]
+
+
+class CountingDatabase:
+    """The real database, counting the transactions committed through it."""
+
+    def __init__(self, inner: Database) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+        self.commits = 0
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            with self.inner.transaction():
+                yield
+        finally:
+            self._depth -= 1
+        if not self._depth:
+            self.commits += 1
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self.inner.execute(sql, params)
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        self.inner.execute_many(sql, rows)
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        return self.inner.fetch_one(sql, params)
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return self.inner.fetch_all(sql, params)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def settled_row(customer_id: str, n: int, entry_id: str | None = None) -> ledger.Columns:
+    """A settled run's row whose numbers all tell `n` (its id, request id, units, cost)."""
+    item = replace(
+        entry(customer_id, entry_id or f"led_{n:03d}"),
+        request_id=f"req_{n}",
+        estimated_units=Decimal(n),
+        created_at=1.8e9 + n,
+    )
+    cost = Money(10_000 * n)
+    settlement = Settlement(Verdict.CHARGE, Decimal(n), UnitsSource.HEADER, cost, item.reserved)
+    return ledger.row(item, "settled", settlement)
+
+
+def stored_rows(db: Database) -> list[Row]:
+    """The ledger in insertion order."""
+    return db.fetch_all(
+        "SELECT id, request_id, units, estimated_units, cost_micros, created_at"
+        " FROM ledger ORDER BY rowid"
+    )
+
+
+def test_75_rows_queued_together_land_in_order_with_their_values_in_one_commit(
+    db: Database,
+) -> None:
+    cid = new_customer(db)
+    counted = CountingDatabase(db)
+    count = 2 * ROWS_PER_INSERT + 11  # two full multi-row INSERTs and a short one
+
+    async def main() -> list[None]:
+        writer = LedgerWriter(counted)
+        futures = [writer.submit(ledger.INSERT, settled_row(cid, n)) for n in range(count)]
+        return list(await asyncio.gather(*futures))
+
+    assert asyncio.run(main()) == [None] * count
+    assert counted.commits == 1
+    rows = stored_rows(db)
+    assert [r["id"] for r in rows] == [f"led_{n:03d}" for n in range(count)]
+    for n in (0, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, 2 * ROWS_PER_INSERT, count - 1):
+        assert rows[n] == {
+            "id": f"led_{n:03d}",
+            "request_id": f"req_{n}",
+            "units": str(n),
+            "estimated_units": str(n),
+            "cost_micros": 10_000 * n,
+            "created_at": 1.8e9 + n,
+        }
+
+
+@pytest.mark.parametrize("duplicate_at", [9, 40], ids=["same-insert", "later-insert"])
+def test_a_duplicate_id_in_a_multi_row_batch_fails_only_its_own_caller(
+    db: Database, duplicate_at: int
+) -> None:
+    cid = new_customer(db)
+    count = 70
+    rows = [settled_row(cid, n) for n in range(count)]
+    rows[duplicate_at] = settled_row(cid, duplicate_at, entry_id="led_005")
+
+    async def main() -> list[object]:
+        writer = LedgerWriter(db)
+        futures = [writer.submit(ledger.INSERT, row) for row in rows]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    results = asyncio.run(main())
+    assert isinstance(results[duplicate_at], IntegrityViolation)
+    assert [r for n, r in enumerate(results) if n != duplicate_at] == [None] * (count - 1)
+    stored = stored_rows(db)
+    expected = [f"led_{n:03d}" for n in range(count) if n != duplicate_at]
+    assert [r["id"] for r in stored] == expected
+    assert stored[5]["request_id"] == "req_5"  # the first writer of the id keeps it
+
+
+@pytest.mark.parametrize("turns", range(1, COMMIT_TURNS))
+def test_writes_queued_in_the_next_turns_join_the_same_commit(db: Database, turns: int) -> None:
+    cid = new_customer(db)
+    counted = CountingDatabase(db)
+
+    async def main() -> None:
+        writer = LedgerWriter(counted)
+        loop = asyncio.get_running_loop()
+        later: asyncio.Future[asyncio.Future[None]] = loop.create_future()
+
+        def queue_after(left: int) -> None:  # a call_soon chain `turns` turns long
+            if left:
+                loop.call_soon(queue_after, left - 1)
+            else:
+                later.set_result(writer.submit(ledger.INSERT, settled_row(cid, 1)))
+
+        first = writer.submit(ledger.INSERT, settled_row(cid, 0))
+        loop.call_soon(queue_after, turns - 1)
+        second = await later
+        await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    assert counted.commits == 1
+    assert [r["id"] for r in stored_rows(db)] == ["led_000", "led_001"]
+
+
+def test_a_write_queued_after_the_flush_gets_its_own_commit(db: Database) -> None:
+    cid = new_customer(db)
+    counted = CountingDatabase(db)
+
+    async def main() -> None:
+        writer = LedgerWriter(counted)
+        loop = asyncio.get_running_loop()
+        later: asyncio.Future[asyncio.Future[None]] = loop.create_future()
+
+        def queue_after(left: int) -> None:  # lands in the turn that flushes, after the flush
+            if left:
+                loop.call_soon(queue_after, left - 1)
+            else:
+                later.set_result(writer.submit(ledger.INSERT, settled_row(cid, 1)))
+
+        first = writer.submit(ledger.INSERT, settled_row(cid, 0))
+        loop.call_soon(queue_after, COMMIT_TURNS - 1)
+        second = await later
+        assert first.done() and not second.done()
+        await second
+        await writer.execute(ledger.INSERT, settled_row(cid, 2))  # after a resolved write
+
+    asyncio.run(main())
+    assert counted.commits == 3
+    assert [r["id"] for r in stored_rows(db)] == ["led_000", "led_001", "led_002"]
+
+
+def test_stop_commits_what_is_queued(db: Database, tmp_path: Path) -> None:
+    cid = new_customer(db)
+
+    async def main() -> list[bool]:
+        writer = LedgerWriter(db)
+        futures = [writer.submit(ledger.INSERT, settled_row(cid, n)) for n in range(3)]
+        grant = asyncio.create_task(
+            writer.run(lambda d: catalog.grant_credit(d, cid, Money.parse("2")))
+        )
+        await asyncio.sleep(0)  # the task queues its grant; the batch is still open
+        assert not any(f.done() for f in futures)
+        await writer.stop()
+        done = [f.done() for f in futures]
+        await grant
+        return done
+
+    assert asyncio.run(main()) == [True, True, True]
+    other = SqliteDatabase.open(tmp_path / "nxs.db")  # a second connection sees the commit
+    try:
+        assert [r["id"] for r in stored_rows(other)] == ["led_000", "led_001", "led_002"]
+        assert catalog.get_balance(other, cid).available == Money.parse("2")
+    finally:
+        other.close()

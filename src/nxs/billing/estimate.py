@@ -77,6 +77,12 @@ def reservation(
     return charge(units, rule.unit_price, multiplier)
 
 
+def at_least_a_micro(cost: Money, unit_price: Decimal) -> Money:
+    """A hold for a priced request is never $0 (one micro-dollar at least): settling a
+    credit plan's row moves the balance only through its hold."""
+    return Money(1) if not cost.micros and unit_price > 0 else cost
+
+
 def num_images(fields: Mapping[str, object], defaults: ModelDefaults) -> int:
     return _positive_int(fields.get("num_images")) or defaults.num_images
 

@@ -21,15 +21,17 @@ BILLABLE_UNITS_HEADER = "x-fal-billable-units"
 
 
 class Outcome(StrEnum):
-    """What the gateway learned about a request (from a result, a webhook, a poll, a call)."""
+    """What the gateway learned about a request (from a result, a webhook, a poll, a call).
+
+    A cancel or a 404 is not an outcome: fal's own answer about the request decides
+    (`nxs.billing.outcomes`), so an accepted cancel is refunded only once fal says the
+    request ended without running.
+    """
 
     COMPLETED = "completed"  # an OK result: fetched, webhooked or returned by run
     ERROR_RESULT = "error_result"  # status COMPLETED with an error; webhook status ERROR
     UPSTREAM_5XX = "upstream_5xx"  # submit/run/result answered ≥ 500 by upstream
     REJECTED = "rejected"  # upstream answered 4xx (e.g. 422) to submit or run
-    CANCELLED_BEFORE_START = "cancelled_before_start"  # cancel accepted while IN_QUEUE
-    CANCELLED_AFTER_START = "cancelled_after_start"  # cancel asked while IN_PROGRESS
-    UNKNOWN_UPSTREAM = "unknown_upstream"  # upstream says the request id does not exist
     POLL_TIMEOUT = "poll_timeout"  # our poll or the client's wait timed out
     CLIENT_GONE = "client_gone"  # the client disconnected or stopped polling
 
@@ -52,9 +54,6 @@ _VERDICTS: Mapping[Outcome, Verdict] = {
     Outcome.ERROR_RESULT: Verdict.REFUND,
     Outcome.UPSTREAM_5XX: Verdict.REFUND,
     Outcome.REJECTED: Verdict.CHARGE,  # at the header's units; refunded without usable ones
-    Outcome.CANCELLED_BEFORE_START: Verdict.REFUND,
-    Outcome.CANCELLED_AFTER_START: Verdict.HOLD,
-    Outcome.UNKNOWN_UPSTREAM: Verdict.REFUND,
     Outcome.POLL_TIMEOUT: Verdict.HOLD,
     Outcome.CLIENT_GONE: Verdict.HOLD,
 }

@@ -19,7 +19,7 @@ from aiohttp import ClientResponse
 
 from nxs.billing import ledger, replay
 from nxs.billing.catalog import BillingSnapshot, load_snapshot
-from nxs.billing.estimate import defaults_for, estimate_units
+from nxs.billing.estimate import at_least_a_micro, defaults_for, estimate_units
 from nxs.billing.idempotency import fingerprint
 from nxs.billing.ledger import Columns, Entry
 from nxs.billing.limits import InProcessLimiter, Permit
@@ -61,7 +61,6 @@ class Meter:
     limiter: InProcessLimiter = field(default_factory=InProcessLimiter)
     permits: dict[str, tuple[Permit, float]] = field(default_factory=dict)
     open: dict[str, Entry] = field(default_factory=dict)
-    last_status: dict[str, str] = field(default_factory=dict)
     closed: dict[str, None] = field(default_factory=dict)  # recently settled request ids
     settlements: dict[tuple[object, ...], Settlement] = field(default_factory=dict)
     costs: dict[tuple[Decimal, Decimal, Decimal], Money] = field(default_factory=dict)
@@ -122,7 +121,9 @@ class Meter:
         if units is None:
             payload = tickets.json_body(body) if rule.unit in BODY_UNITS else None
             units = estimate_units(rule.unit, payload, defaults_for(tariff.endpoint))
-        cost = self._cost(units, rule.unit_price, multiplier) if tariff.credit else ZERO
+        cost = ZERO
+        if tariff.credit:
+            cost = at_least_a_micro(self._cost(units, rule.unit_price, multiplier), rule.unit_price)
         return Entry(
             id=f"led_{call_id}",  # the gateway's own request id: unique, no syscall
             customer_id=grant.customer_id,
@@ -307,7 +308,8 @@ class Meter:
             request_id = None
         outcome = outcome_of_submit(response.status)
         if outcome is not None or request_id is None:
-            settlement = self.price(ticket.entry, outcome or Outcome.REJECTED, {}, None)
+            answered = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+            settlement = self.price(ticket.entry, outcome or Outcome.REJECTED, answered, None)
             stored = response if response.status < 500 else None
             await self._close(ticket, settlement, stored)
             self._release(ticket.permit)
@@ -402,7 +404,6 @@ class Meter:
     def release_request(self, request_id: str) -> None:
         """The queued request ended: forget it and free its in-flight slot."""
         self.open.pop(request_id, None)
-        self.last_status.pop(request_id, None)
         if len(self.closed) >= MEMORY_LIMIT:
             del self.closed[next(iter(self.closed))]
         self.closed[request_id] = None

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from nxs.billing import ledger
+from nxs.billing.estimate import at_least_a_micro
 from nxs.billing.ledger import Entry
 from nxs.billing.limits import Permit
 from nxs.billing.money import Money, charge
@@ -88,7 +89,9 @@ class RealtimeBilling:
 
     def _entry(self, customer_id: str, key_id: str, endpoint: str, plan: Plan) -> Entry:
         rule = self._meter.snapshot.prices.price(endpoint)
-        held = charge(MIN_RESULTS, rule.unit_price, plan.multiplier)
+        held = at_least_a_micro(
+            charge(MIN_RESULTS, rule.unit_price, plan.multiplier), rule.unit_price
+        )
         session_id = uuid.uuid4().hex
         return Entry(
             id=f"led_{SESSION_PREFIX}{session_id}",
