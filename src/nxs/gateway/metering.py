@@ -195,16 +195,25 @@ class Meter:
         case — is one ledger row queued here, and the caller waits for its commit."""
         if ticket is None:
             return None
-        headers = response.headers
-        if ticket.written or ticket.idempotency is not None or _body_tells(ticket.entry, headers):
+        tariff, headers = ticket.tariff, response.headers
+        if ticket.written or ticket.idempotency is not None or tariff is None:
+            return self._ran_response(ticket, response, upstream_id)
+        billed = headers.get(BILLABLE_UNITS_HEADER) if tariff.rule.header_units else None
+        if billed is None and tariff.rule.unit in BODY_UNITS:  # the body tells the units
             return self._ran_response(ticket, response, upstream_id)
         self._release(ticket.permit)
-        entry = ticket.entry
+        entry, status = ticket.entry, response.status
+        if billed is None:
+            row = self._metered_row(ticket, status, headers, None)
+        else:  # the same answer settles the same way: worked out once per tariff
+            _, closing = tariff.closing(
+                status, billed, lambda: self._settle_run(ticket, status, headers, None)
+            )
+            row = tariff.static + closing
         now = time.time()
-        row = self._metered_row(ticket, response.status, headers, None)
-        row += ledger.request_columns(
-            entry, now, request_id=headers.get(REQUEST_ID_HEADER), upstream_key_id=upstream_id
-        )
+        fal_id = headers.get(REQUEST_ID_HEADER)
+        latency = max(0, round((now - entry.created_at) * 1000))
+        row = (*row, entry.id, fal_id, upstream_id, entry.created_at, now, latency, None)
         return self.writer.submit(ledger.INSERT, row)
 
     async def _ran_response(
@@ -256,20 +265,13 @@ class Meter:
     def _metered_row(
         self, ticket: Ticket, status: int, headers: Mapping[str, str], body: bytes | None
     ) -> Columns:
-        """The static and closing columns of a metered run's row: from its tariff when fal
-        said what it billed (the same answer settles the same way), else worked out."""
-        entry, tariff = ticket.entry, ticket.tariff
-        billed = headers.get(BILLABLE_UNITS_HEADER) if entry.rule.header_units else None
-        if billed is None or tariff is None:
-            units, settlement = self._settle_run(ticket, status, headers, body)
-            status_text = ledger.closed_status(settlement)
-            closing = ledger.closing_columns(status_text, settlement, units, entry.reserved)
-            return ledger.static_columns(entry) + closing
-        outcome = outcome_of_run(status)
-        _, closing = tariff.closing(
-            outcome, billed, lambda: self._settle_run(ticket, status, headers, body)
+        """The static and closing columns of a metered run's row."""
+        entry = ticket.entry
+        units, settlement = self._settle_run(ticket, status, headers, body)
+        closing = ledger.closing_columns(
+            ledger.closed_status(settlement), settlement, units, entry.reserved
         )
-        return tariff.static + closing
+        return ledger.static_columns(entry) + closing
 
     def _settle_run(
         self, ticket: Ticket, status: int, headers: Mapping[str, str], body: bytes | None

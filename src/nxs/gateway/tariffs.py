@@ -22,7 +22,7 @@ from nxs.billing.ledger import Columns, Entry
 from nxs.billing.money import Money
 from nxs.billing.plans import Plan, Subscription
 from nxs.billing.pricing import PriceRule, Unit
-from nxs.billing.settle import Outcome, Settlement
+from nxs.billing.settle import Settlement
 
 MEMORY_LIMIT: Final = 20_000
 BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
@@ -44,21 +44,21 @@ class Tariff:
     credit: bool  # the plan holds credit before a request goes upstream
     open_access: bool  # open-ended active subscription, endpoint allowed: nothing to check
     estimate: Decimal | None  # units every request is estimated at; None: read the input
-    closings: dict[tuple[Outcome, str], Closing] = field(default_factory=dict)
+    closings: dict[tuple[int, str], Closing] = field(default_factory=dict)
 
     def closing(
-        self, outcome: Outcome, billed: str, settle: Callable[[], tuple[Decimal, Settlement]]
+        self, status: int, billed: str, settle: Callable[[], tuple[Decimal, Settlement]]
     ) -> Closing:
-        """The settlement of an answer fal billed `billed` units for, and its ledger columns;
-        `settle()` (→ estimated units, settlement) runs once per distinct answer."""
-        key = (outcome, billed)
+        """The settlement of a run answered `status` that fal billed `billed` units for, and
+        its ledger columns; `settle()` (→ estimated units, settlement) runs once per answer."""
+        key = (status, billed)
         found = self.closings.get(key)
         if found is None:
             if len(self.closings) >= MEMORY_LIMIT:
                 self.closings.clear()
             estimate, settlement = settle()
-            status = ledger.closed_status(settlement)
-            columns = ledger.closing_columns(status, settlement, estimate, settlement.reserved)
+            closed = ledger.closed_status(settlement)
+            columns = ledger.closing_columns(closed, settlement, estimate, settlement.reserved)
             found = self.closings[key] = (settlement, columns)
         return found
 
