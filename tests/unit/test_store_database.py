@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
+from tests.support.servers import eventually
 
 from nxs.config import Settings
 from nxs.store.database import DatabaseError, parse_url
@@ -132,3 +134,18 @@ def test_a_change_by_another_process_shows_in_version_and_grants(tmp_path: Path)
         subprocess.run([sys.executable, "-c", WRITER, url, "other"], check=True, timeout=60)
         assert store.version() > before
         assert len(store.grants()) == 25
+
+
+def test_offloaded_checkpoints_empty_the_wal_without_the_writers_commits(tmp_path: Path) -> None:
+    db = SqliteDatabase.open(tmp_path / "nxs.db")
+    db.offload_checkpoints()
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+    for _ in range(300):  # ~1200 WAL pages: past SQLite's default autocheckpoint (1000)
+        with db.transaction():
+            db.execute_many("INSERT INTO t (body) VALUES (?)", [("x" * 1000,)] * 4)
+    assert db.fetch_one("PRAGMA wal_autocheckpoint") == {"wal_autocheckpoint": 0}
+    # the writer's commits no longer checkpoint: the database file grows only because the
+    # background checkpointer (every second) copies the WAL into it
+    assert eventually(lambda: (tmp_path / "nxs.db").stat().st_size > 1_000_000, seconds=5.0)
+    db.close()
+    assert not [t for t in threading.enumerate() if t.name == "nxs-wal-checkpoint"]

@@ -61,6 +61,7 @@ class Services:
     def start(cls, settings: Settings) -> Services:
         """Open the store and the session, load the snapshot, start the background loops."""
         store = Store.open(settings)
+        store.database.offload_checkpoints()  # commits run on the event loop
         session = open_session(settings)
         pool = KeyPool(store.set_upstream_state)
         metrics = Metrics()

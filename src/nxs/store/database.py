@@ -53,6 +53,10 @@ class Database(Protocol):
 
     def close(self) -> None: ...
 
+    def offload_checkpoints(self) -> None:
+        """Keep journal maintenance out of this connection's commits (no-op if none)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DatabaseUrl:

@@ -18,6 +18,7 @@ from nxs.billing.schema import (
     LEDGER_V5_NAME,
     LEDGER_V5_STATEMENTS,
 )
+from nxs.billing.schema_reserved import RESERVED_NAME, RESERVED_STATEMENTS
 from nxs.billing.schema_units import FAL_UNITS_NAME, FAL_UNITS_STATEMENTS
 from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS
 from nxs.store.database import Database, DatabaseError
@@ -91,6 +92,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, BILLING_NAME, BILLING_STATEMENTS),
     Migration(5, LEDGER_V5_NAME, LEDGER_V5_STATEMENTS),
     Migration(6, FAL_UNITS_NAME, FAL_UNITS_STATEMENTS),
+    Migration(7, RESERVED_NAME, RESERVED_STATEMENTS),
 )
 
 

@@ -7,6 +7,7 @@ One connection per process, shared by threads under a lock. Statements autocommi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 from nxs.store.database import DatabaseError, IntegrityViolation, Params, Row
 
 BUSY_TIMEOUT_SECONDS = 10.0
+CHECKPOINT_SECONDS = 1.0  # how often the gateway's WAL is checkpointed (offload_checkpoints)
 
 
 class SqliteDatabase:
@@ -31,6 +33,7 @@ class SqliteDatabase:
         self._label = label
         self._lock = threading.RLock()
         self._depth = 0
+        self._checkpointer: _Checkpointer | None = None
 
     @classmethod
     def open(cls, path: Path | None) -> SqliteDatabase:
@@ -119,7 +122,20 @@ class SqliteDatabase:
             finally:
                 self._depth = 0
 
+    def offload_checkpoints(self) -> None:
+        """Checkpoint the WAL from a thread with a connection of its own instead of inside
+        this connection's commits: the gateway commits on its event loop, and a checkpoint
+        (copying ~1000 pages, then fsync) held every request for ~3 ms.
+        """
+        if self._label == ":memory:" or self._checkpointer is not None:
+            return
+        self.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = _Checkpointer(self._label, CHECKPOINT_SECONDS)
+        self._checkpointer.start()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._connection.close()
 
@@ -135,6 +151,29 @@ class SqliteDatabase:
         if isinstance(exc, sqlite3.IntegrityError):
             return IntegrityViolation(str(exc))
         return DatabaseError(f"Database error ({self._label}): {exc}")
+
+
+class _Checkpointer(threading.Thread):
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` every `every` seconds on its own connection
+    (PASSIVE never waits for readers or writers; a busy database is tried next time)."""
+
+    def __init__(self, label: str, every: float) -> None:
+        super().__init__(name="nxs-wal-checkpoint", daemon=True)
+        self._label, self._every = label, every
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        connection = sqlite3.connect(self._label, timeout=0.1, isolation_level=None)
+        try:
+            while not self._stopping.wait(self._every):
+                with contextlib.suppress(sqlite3.Error):  # busy or locked: next time
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
 
 
 def _create_private(path: Path) -> None:
