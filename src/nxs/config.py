@@ -5,6 +5,7 @@ Nothing reads `os.environ` after `Settings.from_env`; tests build `Settings` dir
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,7 @@ class Settings:
     reconcile_after_seconds: float = 60.0  # first upstream poll of an unfetched queued request
     reconcile_backoff_seconds: float = 5.0  # then after 5, 10, 20 … (at most 300) seconds
     reconcile_max_checks: int = 300  # polls without a verdict before it is left to the operator
+    reservation_ttl_seconds: float = 3600.0  # a hold never answered is released after this
     webhook_allow_private: bool = False  # relay to loopback/private targets (dev, tests)
     webhook_retry_delays: tuple[float, ...] | None = None  # None: the relay's default
     realtime_max_frame_bytes: int = 4 * 1024 * 1024  # larger WebSocket frames → close 1009
@@ -77,27 +79,30 @@ class Settings:
             secret_key=(env.get("NXS_SECRET_KEY") or None),
             secret_key_file=Path(env.get("NXS_SECRET_KEY_FILE", str(base.secret_key_file))),
             known_owners=_owners(owners) if owners else base.known_owners,
-            refresh_seconds=float(env.get("NXS_REFRESH_SECONDS", base.refresh_seconds)),
-            probe_seconds=float(env.get("NXS_PROBE_SECONDS", base.probe_seconds)),
+            refresh_seconds=_positive(env, "NXS_REFRESH_SECONDS", base.refresh_seconds),
+            probe_seconds=_positive(env, "NXS_PROBE_SECONDS", base.probe_seconds),
             admin_token=(env.get("NXS_ADMIN_TOKEN") or None),
             access_log=env.get("NXS_ACCESS_LOG", "true").lower() not in ("0", "false", "no"),
             billing=env.get("NXS_BILLING", "on").lower() not in ("0", "off", "false", "no"),
-            reconcile_after_seconds=float(
-                env.get("NXS_RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds)
+            reconcile_after_seconds=_positive(
+                env, "NXS_RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds, zero=True
             ),
-            reconcile_backoff_seconds=float(
-                env.get("NXS_RECONCILE_BACKOFF_SECONDS", base.reconcile_backoff_seconds)
+            reconcile_backoff_seconds=_positive(
+                env, "NXS_RECONCILE_BACKOFF_SECONDS", base.reconcile_backoff_seconds
             ),
             reconcile_max_checks=int(
-                env.get("NXS_RECONCILE_MAX_CHECKS", base.reconcile_max_checks)
+                _positive(env, "NXS_RECONCILE_MAX_CHECKS", base.reconcile_max_checks)
+            ),
+            reservation_ttl_seconds=_positive(
+                env, "NXS_RESERVATION_TTL_SECONDS", base.reservation_ttl_seconds
             ),
             webhook_allow_private=env.get("NXS_WEBHOOK_ALLOW_PRIVATE", "").lower() == "true",
             webhook_retry_delays=_floats(env.get("NXS_WEBHOOK_RETRY_DELAYS")),
             realtime_max_frame_bytes=int(
-                env.get("NXS_REALTIME_MAX_FRAME_BYTES", base.realtime_max_frame_bytes)
+                _positive(env, "NXS_REALTIME_MAX_FRAME_BYTES", base.realtime_max_frame_bytes)
             ),
-            realtime_idle_seconds=float(
-                env.get("NXS_REALTIME_IDLE_SECONDS", base.realtime_idle_seconds)
+            realtime_idle_seconds=_positive(
+                env, "NXS_REALTIME_IDLE_SECONDS", base.realtime_idle_seconds
             ),
         )
 
@@ -106,6 +111,22 @@ class Settings:
         if self.upstream_url:
             return f"{self.upstream_url.rstrip('/')}/{host}"
         return f"https://{host}"
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
+    """A number setting: above 0 (or 0 when `zero`); anything else is a ValueError that
+    names the variable (a TTL of 0 would release every live hold)."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        least = "0 or more" if zero else "above 0"
+        raise ValueError(f"{name} must be a number {least}, got {raw!r}")
+    return value
 
 
 def _owners(raw: str) -> tuple[str, ...]:

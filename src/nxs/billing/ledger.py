@@ -294,3 +294,43 @@ def check_at(db: Database, entry_id: str, moment: float | None) -> None:
         "UPDATE ledger SET next_check_at = ? WHERE id = ? AND status = 'pending'",
         (moment, entry_id),
     )
+
+
+def stranded(db: Database, before: float, limit: int = 100) -> list[Entry]:
+    """Rows still `reserved` that were created before `before`, oldest first: holds whose
+    process died between the reservation and the upstream's answer (index `ledger_reserved`).
+    """
+    rows = db.fetch_all(
+        f"SELECT {COLUMNS} FROM ledger WHERE status = 'reserved' AND created_at < ?"
+        " ORDER BY created_at LIMIT ?",
+        (before, limit),
+    )
+    return [entry_of(row) for row in rows]
+
+
+def release(db: Database, entries: list[Entry]) -> list[Entry]:
+    """Refund stranded holds in one transaction: each row still `reserved` becomes
+    `refunded` (nothing counted, cost 0) and its whole hold goes back to the balance, as a
+    refund by `settle` does. A row settled or attached meanwhile is left alone. Returns the
+    entries released.
+    """
+    released: list[Entry] = []
+    moment = now()
+    with db.transaction():
+        for entry in entries:
+            changed = db.execute(
+                "UPDATE ledger SET status = 'refunded', units = '0', units_source = 'none',"
+                " cost_micros = 0, settled_at = ?, latency_ms = ?, next_check_at = NULL"
+                " WHERE id = ? AND status = 'reserved'",
+                (moment, max(0, round((moment - entry.created_at) * 1000)), entry.id),
+            )
+            if changed != 1:
+                continue
+            if entry.reserved.micros:
+                db.execute(
+                    "UPDATE balances SET reserved_micros = reserved_micros - ?,"
+                    " available_micros = available_micros + ? WHERE customer_id = ?",
+                    (entry.reserved.micros, entry.reserved.micros, entry.customer_id),
+                )
+            released.append(entry)
+    return released

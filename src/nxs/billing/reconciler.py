@@ -6,6 +6,10 @@ settles (COMPLETED → fetch the result and settle from it, ERROR → refund); a
 still running, an id fal does not know (404), a transport error, a missing key — backs
 off, never refunds. After `max_checks` it gives up: the row stays `pending`, its hold kept,
 out of the queue, logged for the operator.
+
+It also releases stranded holds: rows still `reserved` after `reservation_ttl` seconds
+(default an hour, longer than fal lets a client wait), whose process died before the
+upstream answered — no request id, so nobody can ask fal. Refunded once, logged per row.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ BATCH: Final = 100
 FIRST_BACKOFF: Final = 5.0
 MAX_BACKOFF: Final = 300.0
 MAX_CHECKS: Final = 300  # about a day: 5 min of backoffs, then one check every 5 min
+RESERVATION_TTL: Final = 3600.0  # a live process's request is answered (or fails) sooner
 
 Finish = Callable[[Entry, Outcome, Mapping[str, str], object], Awaitable[bool]]
 
@@ -55,10 +60,13 @@ class Reconciler:
     concurrency: int = 8
     first_backoff: float = FIRST_BACKOFF
     max_checks: int = MAX_CHECKS
+    reservation_ttl: float = RESERVATION_TTL
 
     async def tick(self) -> int:
-        """Check every due row once; returns how many were looked at."""
+        """Release stranded holds, then check every due row once; returns how many due
+        rows were looked at."""
         moment = time.time()
+        await self.release_stranded(moment)
         due = await asyncio.to_thread(ledger.due, self.db, moment, BATCH)
         if not due:
             return 0
@@ -71,6 +79,23 @@ class Reconciler:
         await asyncio.gather(*(bounded(entry) for entry in due))
         await asyncio.to_thread(replay.purge, self.db, moment)
         return len(due)
+
+    async def release_stranded(self, moment: float) -> int:
+        """Refund (at most `BATCH`) holds reserved more than `reservation_ttl` seconds
+        before `moment` and never answered; returns how many were released."""
+        before = moment - self.reservation_ttl
+        released = await asyncio.to_thread(_release_stranded, self.db, before)
+        for entry in released:
+            LOG.warning(
+                "released stranded hold %s (customer %s, %s, %s USD): reserved %.0f s ago"
+                " and never answered — its gateway process stopped before the upstream did",
+                entry.id,
+                entry.customer_id,
+                entry.endpoint,
+                entry.reserved,
+                moment - entry.created_at,
+            )
+        return len(released)
 
     async def _check(self, entry: Entry) -> None:
         try:
@@ -117,3 +142,9 @@ class Reconciler:
             return False
         await self.finish(entry, final, headers, body)
         return True
+
+
+def _release_stranded(db: Database, before: float) -> list[Entry]:
+    """One read of the (tiny) index of open holds; a write only when some are too old."""
+    old = ledger.stranded(db, before, BATCH)
+    return ledger.release(db, old) if old else []

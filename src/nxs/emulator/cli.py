@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         ssl_context=context,
         print=None,
+        shutdown_timeout=1.0,  # stop promptly: jobs still running are simulated work
         access_log=None,
         # long query strings and headers reach the routes (and get fal-shaped answers)
         max_line_size=LINE_LIMIT,

@@ -57,6 +57,7 @@ def start_billing(services: Services) -> None:
         settle,
         first_backoff=settings.reconcile_backoff_seconds,
         max_checks=settings.reconcile_max_checks,
+        reservation_ttl=settings.reservation_ttl_seconds,
     )
     services.tasks.append(asyncio.create_task(_reconcile(reconciler, meter)))
 

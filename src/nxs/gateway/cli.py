@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nxs.config import Settings
 from nxs.gateway.server import ServeOptions, serve
 
 
@@ -30,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("nxs serve: --ssl-certfile and --ssl-keyfile go together")
     if args.workers < 1:
         raise SystemExit("nxs serve: --workers must be at least 1")
+    try:
+        Settings.from_env()  # each worker reads them again; refuse bad ones before starting
+    except ValueError as error:
+        raise SystemExit(f"nxs serve: invalid NXS_ setting: {error}") from None
     options = ServeOptions(
         host=args.host,
         port=args.port,

@@ -1,9 +1,10 @@
 """Billing on the hot path: admit (plan, price, limits, idempotency, reserve), then settle.
 
-Order (docs/billing-design.md §4): access and price from the in-memory snapshot, limits
-in process, then one group-committed write for the idempotency claim and the reservation
-(skipped on metered plans without an Idempotency-Key). Answers write the ledger before
-they are released; a metered request costs exactly one ledger insert.
+Order (docs/billing-design.md §4): access and price from the request's tariff (worked
+out once per store version, `nxs.gateway.tariffs`), limits in process, then one
+group-committed write for the idempotency claim and the reservation (skipped on metered
+plans without an Idempotency-Key). Answers write the ledger before they are released; a
+metered request costs exactly one ledger insert (`ran_response`'s fast path).
 """
 
 from __future__ import annotations
