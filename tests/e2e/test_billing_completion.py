@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ FAL_FLAGS = ("--time-scale", "1", "--concurrency", "1")
 SECRET = "acct-completion:secret-completion-0001"  # the deployment's one fal key
 SDXL = "fal-ai/fast-sdxl"  # 0.15 s IN_QUEUE + 0.5 s IN_PROGRESS; priced 0.01 per image here
 KLING = "fal-ai/kling-video/v2/master/text-to-video"  # 1.2 s of work: the blocker
+VISION = "fal-ai/realistic-vision"  # priced 0.05 per request: fal's count is in that unit
 ADMIN_TOKEN = "completion-admin-token-0123456789abcdef"
 CREDIT = "1"
 SUBMITS = 60
@@ -176,6 +178,7 @@ def open_site(folder: Path, fal: RunningServer, *gateways: dict[str, str]) -> Si
     site = Site(fal, started, upstream)
     site.admin("POST", "/upstream-keys", {"name": "main", "secret": SECRET, "weight": 1})
     site.admin("PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
+    site.admin("PUT", "/prices", {"pattern": VISION, "unit": "request", "unit_price": "0.05"})
     site.admin("POST", "/plans", {"name": "prepaid", "prepaid": True})
     return site
 
@@ -292,7 +295,7 @@ def test_fal_webhook_settles_at_the_billable_units_and_a_later_fetch_charges_not
     assert site.balance(customer) == ("0.98", "0.00")
 
 
-def test_fal_error_webhook_refunds_with_nobody_fetching_the_result(site: Site) -> None:
+def test_fal_error_webhook_is_refunded_once_nxs_reads_fals_result(site: Site) -> None:
     customer, gateway = site.prepaid("hooked-fail"), site.relayed
     with WebhookReceiver() as receiver:
         path = f"/queue/{SDXL}?fal_webhook={receiver.url}"
@@ -301,7 +304,9 @@ def test_fal_error_webhook_refunds_with_nobody_fetching_the_result(site: Site) -
         assert site.balance(customer) == ("0.99", "0.01")
         (row,) = site.closed_rows(customer, 1)
         assert eventually(lambda: bool(receiver.seen(rid)))
-    assert site.fal_saw(rid) == []
+    # the webhook names no billed units: NXS asked fal (status, then the 500 result)
+    asked = site.fal_saw(rid)
+    assert [line.rsplit("/", 1)[-1] for line in asked] == ["status", rid]
     assert receiver.seen(rid)[0]["status"] == "ERROR"
     assert (row["request_id"], row["status"], row["cost"]) == (rid, "refunded", "0.00")
     assert site.balance(customer) == ("1.00", "0.00")
@@ -347,6 +352,29 @@ def test_reconciler_refunds_an_unfetched_error_and_charges_an_unfetched_success(
     )
     assert site.balance(customer) == ("0.99", "0.00")
     assert f"GET /queue.fal.run/fal-ai/fast-sdxl/requests/{done}" in site.fal_saw(done)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "code", "settled"),
+    [
+        ("[fail-billed] a harbour", 422, ("settled", "1", "header", "0.05")),  # the app's own
+        ("[fail] a harbour", 500, ("refunded", "0", "none", "0.00")),  # a crash bills nothing
+    ],
+)
+def test_status_completed_with_an_error_is_priced_from_the_result_nxs_fetches(
+    site: Site, prompt: str, code: int, settled: tuple[str, ...]
+) -> None:
+    customer, gateway = site.prepaid("errored"), site.relayed
+    rid = gateway.submit(VISION, customer.key, prompt=prompt)["request_id"]
+    ended = gateway.wait_completed("fal-ai/realistic-vision", rid, customer.key)
+    assert ended["error"]  # all the client learns; it never fetches the result
+    (row,) = site.closed_rows(customer, 1)  # NXS fetched it: fal's answer priced it
+    assert (row["status"], row["units"], row["units_source"], row["cost"]) == settled
+    assert f"GET /queue.fal.run/fal-ai/realistic-vision/requests/{rid}" in site.fal_saw(rid)
+    result = gateway.request("GET", f"/queue/fal-ai/realistic-vision/requests/{rid}", customer.key)
+    assert (result.status_code, result.headers["x-fal-billable-units"]) == (code, settled[1])
+    assert site.rows(customer) == [row]  # a later fetch settles nothing more
+    assert site.balance(customer) == (str(1 - Decimal(row["cost"])), "0.00")
 
 
 def test_cancel_accepted_after_the_job_started_behind_our_back_is_charged_when_fal_finishes_it(
@@ -435,3 +463,23 @@ def test_request_fal_no_longer_knows_keeps_its_hold_until_the_operator_settles_i
     assert site.status_checks("fal-ai/fast-sdxl", rid) <= before + 3  # NXS asked 3 times at most
     assert [row["status"] for row in site.rows(customer)] == ["pending"]
     assert site.balance(customer) == ("0.99", "0.01")  # held: fal may have billed it
+
+
+def test_an_app_error_fal_bills_is_charged_when_only_its_error_webhook_arrives(
+    site: Site,
+) -> None:
+    customer, gateway = site.prepaid("hooked-billed"), site.relayed
+    with WebhookReceiver() as receiver:
+        path = f"/queue/{VISION}?fal_webhook={receiver.url}"
+        body = {"prompt": "[fail-billed] a harbour"}
+        rid = gateway.request("POST", path, customer.key, json=body).json()["request_id"]
+        (row,) = site.closed_rows(customer, 1)
+        assert eventually(lambda: bool(receiver.seen(rid)))
+    assert receiver.seen(rid)[0]["status"] == "ERROR"  # the client learns nothing else
+    assert (row["status"], row["units"], row["units_source"], row["cost"]) == (
+        "settled",
+        "1",
+        "header",
+        "0.05",
+    )
+    assert site.balance(customer) == ("0.95", "0.00")

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -130,6 +131,16 @@ def test_session_is_one_row_of_as_many_images_as_results(gw: Gateway) -> None:
     assert Decimal(row["cost"]) == Decimal(PRICE) * 3 * Decimal("1.5")  # the plan's markup
 
 
+@pytest.mark.parametrize("plan", ["rt-markup", "rt-prepaid"])  # row written at close; held
+def test_session_row_names_the_pool_key_that_bridged_it(gw: Gateway, plan: str) -> None:
+    customer = on_plan(gw, plan, credit="1.00" if plan == "rt-prepaid" else None)
+    got = session(gw, customer, [prompt("a red fox")])
+    assert len([m for m in got if m.type == aiohttp.WSMsgType.BINARY]) == 1
+    (row,) = closed_rows(gw, customer, 1)
+    pool = json.loads(gw.deployment.nxs("upstream", "list", "--json"))
+    assert row["upstream_key_id"] == next(key["id"] for key in pool if key["name"] == "main")
+
+
 def test_token_session_is_billed_to_the_key_that_asked_for_the_token(gw: Gateway) -> None:
     customer = on_plan(gw, "rt-markup")
     second = gw.deployment.new_key(customer.name)
@@ -194,3 +205,48 @@ def test_open_session_holds_one_request_in_flight(gw: Gateway) -> None:
     (row,) = closed_rows(gw, customer, 1)  # the refused session wrote nothing
     assert row["units"] == "1"
     assert len(session(gw, customer, [prompt("after")])) > 0  # the slot is free again
+
+
+def test_session_held_longer_than_a_stranded_hold_lives_is_still_charged(
+    billed: Deployment, fresh_gateway: Callable[..., Gateway]
+) -> None:
+    token = "rt-admin-token-0123456789abcdef"  # quicker than the CLI: this test waits enough
+    env = {"NXS_RESERVATION_TTL_SECONDS": "0.3", "NXS_ADMIN_TOKEN": token}  # holds unanswered
+    gw = fresh_gateway(replace(billed, env={**billed.env, **env}))  # 0.3 s are released
+
+    def admin(method: str, path: str, body: dict[str, str] | None = None) -> Any:
+        answer = gw.request(method, f"/admin/v1{path}", token, scheme="Bearer", json=body)
+        assert answer.is_success, answer.text
+        return answer.json()
+
+    name = "rt-long"
+    admin("POST", "/customers", {"name": name})
+    admin("PUT", f"/customers/{name}/subscription", {"plan": "rt-prepaid"})
+    admin("POST", f"/customers/{name}/credits", {"amount": "1"})
+    key = admin("POST", f"/customers/{name}/keys")["key"]  # last: known with its plan
+    assert eventually(lambda: gw.knows(key))
+    url = gw.url.replace("http", "ws") + f"/{APP}/realtime"
+
+    async def result(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
+        await ws.send_bytes(prompt(text))
+        while (await ws.receive(timeout=10)).type != aiohttp.WSMsgType.BINARY:
+            pass
+
+    async def long_session() -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Key {key}"}
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+            await result(ws, "before")
+            await asyncio.sleep(1.5)  # past the TTL, and a reconciler pass
+            during = admin("GET", f"/usage/requests?customer={name}")
+            await result(ws, "after")
+        return list(during)
+
+    (open_row,) = asyncio.run(long_session())
+    assert open_row["status"] == "pending"  # fal has the session: not a stranded hold
+
+    def charged() -> bool:
+        (row,) = admin("GET", f"/usage/requests?customer={name}")
+        return (row["status"], row["units"], row["cost"]) == ("settled", "2", "0.02")
+
+    assert eventually(charged)
+    assert admin("GET", f"/customers/{name}/balance")["available"] == "0.98"

@@ -6,6 +6,7 @@ import pytest
 
 from nxs.billing.outcomes import (
     cancel_accepted,
+    completed_with_error,
     outcome_of_result,
     outcome_of_run,
     outcome_of_status,
@@ -54,17 +55,16 @@ def test_a_4xx_about_the_call_is_no_verdict_even_when_tagged(status: int) -> Non
     assert outcome_of_result(status, {"x-fal-request-id": "r1"}) is None
 
 
+FAILED = {"status": "COMPLETED", "error": "boom", "error_type": "runner_server_error"}
+
+
 @pytest.mark.parametrize(
     ("status", "body", "outcome"),
     [
         (202, {"status": "IN_QUEUE", "queue_position": 0}, None),
         (202, {"status": "IN_PROGRESS", "logs": []}, None),
         (200, {"status": "COMPLETED", "metrics": {}}, Outcome.COMPLETED),
-        (
-            200,
-            {"status": "COMPLETED", "error": "boom", "error_type": "runner_server_error"},
-            Outcome.ERROR_RESULT,
-        ),
+        (200, FAILED, Outcome.COMPLETED),  # ended: its result says what fal billed
         (404, {"detail": "Request not found"}, None),  # lost or expired: fal may have billed
         (503, {"detail": "unavailable"}, None),
         (200, "garbage", None),
@@ -72,6 +72,14 @@ def test_a_4xx_about_the_call_is_no_verdict_even_when_tagged(status: int) -> Non
 )
 def test_status_answers(status: int, body: object, outcome: Outcome | None) -> None:
     assert outcome_of_status(status, body) is outcome
+
+
+def test_a_status_completed_with_an_error_is_never_a_refund_by_itself() -> None:
+    assert completed_with_error(200, FAILED)  # the result decides: an app's 422 may bill
+    assert completed_with_error(200, {"status": "COMPLETED", "error": "Invalid status code: 422"})
+    assert not completed_with_error(200, {"status": "COMPLETED", "error": None})
+    assert not completed_with_error(202, {"status": "IN_PROGRESS", "error": "not yet"})
+    assert not completed_with_error(200, "garbage")
 
 
 def test_webhook_payloads() -> None:

@@ -50,8 +50,10 @@ def outcome_of_result(status: int, headers: Mapping[str, str]) -> Outcome | None
 
 
 def outcome_of_status(status: int, body: object) -> Outcome | None:
-    """A status GET: COMPLETED with an `error` = an ERROR result (cancels included);
-    COMPLETED alone = fetch the result. A 404 is no verdict: fal answers it for ids it
+    """A status GET: COMPLETED = the request ended, so fetch its result: that answer is the
+    verdict (`outcome_of_result`). With an `error` too: a cancel or a crash bills nothing,
+    but an app's error may be billed (a 4xx result with `x-fal-billable-units`), and only
+    the result's headers tell which. A 404 is no verdict: fal answers it for ids it
     does not know, and for a request it accepted that means lost, expired or asked with
     another account's key — fal may have billed it, and no retention period is
     documented, so the hold stays (the reconciler keeps asking, then leaves it to the
@@ -59,13 +61,24 @@ def outcome_of_status(status: int, body: object) -> Outcome | None:
     """
     if status >= 300 or not isinstance(body, dict):
         return None
-    if body.get("status") != "COMPLETED":
-        return None
-    return Outcome.ERROR_RESULT if body.get("error") else Outcome.COMPLETED
+    return Outcome.COMPLETED if body.get("status") == "COMPLETED" else None
+
+
+def completed_with_error(status: int, body: object) -> bool:
+    """A status saying COMPLETED with an `error`: ended, priced only by its result."""
+    if outcome_of_status(status, body) is not Outcome.COMPLETED:
+        return False
+    return isinstance(body, dict) and bool(body.get("error"))
 
 
 def outcome_of_webhook(body: object) -> Outcome | None:
-    """fal's webhook payload: `status` OK or ERROR; anything else is ignored."""
+    """fal's webhook payload: `status` OK or ERROR; anything else is ignored.
+
+    An ERROR is not priced here: the payload (`request_id`, `gateway_request_id`,
+    `status`, `error`: "Invalid status code: N", `payload`: the app's body) names no billed
+    units and a webhook carries no `x-fal-billable-units`; the result fal keeps does
+    (the gateway has the reconciler fetch it).
+    """
     verdict = body.get("status") if isinstance(body, dict) else None
     if verdict == "OK":
         return Outcome.COMPLETED

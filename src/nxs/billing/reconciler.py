@@ -1,8 +1,9 @@
 """The reconciler: polls unfetched queued requests with their submitting key until they end.
 
 Its queue is the ledger itself (`status = 'pending'`, `next_check_at` due), so it resumes
-after a restart where it stopped. Checks run with bounded concurrency; a final verdict
-settles (COMPLETED → fetch the result and settle from it, ERROR → refund); anything else —
+after a restart where it stopped. Checks run with bounded concurrency; a status saying
+COMPLETED (with or without an error) → fetch the result and settle from fal's answer
+there (`outcome_of_result`); anything else —
 still running, an id fal does not know (404), a transport error, a missing key — backs
 off, never refunds. After `max_checks` it gives up: the row stays `pending`, its hold kept,
 out of the queue, logged for the operator.
@@ -128,11 +129,8 @@ class Reconciler:
         if answer is None:
             return False
         outcome = outcome_of_status(*answer)
-        if outcome is None:
+        if outcome is None:  # still running, unknown, …: ask again later
             return False
-        if outcome is not Outcome.COMPLETED:
-            await self.finish(entry, outcome, {}, None)
-            return True
         result = await self.upstream.result(entry)
         if result is None:
             return False

@@ -29,7 +29,7 @@ class Outcome(StrEnum):
     """
 
     COMPLETED = "completed"  # an OK result: fetched, webhooked or returned by run
-    ERROR_RESULT = "error_result"  # status COMPLETED with an error; webhook status ERROR
+    ERROR_RESULT = "error_result"  # a result answered 5xx (with its id); webhook status ERROR
     UPSTREAM_5XX = "upstream_5xx"  # submit/run/result answered ≥ 500 by upstream
     REJECTED = "rejected"  # upstream answered 4xx (e.g. 422) to submit or run
     POLL_TIMEOUT = "poll_timeout"  # our poll or the client's wait timed out

@@ -74,8 +74,9 @@ def units_text(units: float) -> str:
 
 
 def outcome_headers(job: Job, outcome: Outcome) -> dict[str, str]:
-    """x-fal-request-id and x-fal-billable-units always; the error type on failures."""
-    units = 0 if outcome.failed else outcome.billable_units
+    """x-fal-request-id and x-fal-billable-units always (0 on failures but an app's
+    billed one); the error type on failures."""
+    units = outcome.billable_units
     headers = {"x-fal-request-id": job.request_id, "x-fal-billable-units": units_text(units)}
     if outcome.error_type:
         headers["x-fal-error-type"] = outcome.error_type
@@ -87,10 +88,12 @@ def outcome_headers(job: Job, outcome: Outcome) -> dict[str, str]:
 def outcome_status(outcome: Outcome) -> int:
     if not outcome.failed:
         return 200
-    return FAILED_STATUS.get(outcome.error_type or "", 500)
+    return outcome.status or FAILED_STATUS.get(outcome.error_type or "", 500)
 
 
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
+    if outcome.failed and outcome.error_type is None:  # an app's own error: no type
+        return {"detail": outcome.error}
     if outcome.failed:
         return {"detail": outcome.error, "error_type": outcome.error_type}
     assert outcome.payload is not None

@@ -2,7 +2,8 @@
 
 `prepare` validates an input and fixes its seed; `produce` does the (cheap) work,
 storing files in the emulator's CDN and returning an `Outcome`. An input whose string
-fields contain `[fail]` ends as an error instead: the documented failure trigger.
+fields contain `[fail]` ends as an error instead: the documented failure trigger;
+`[fail-billed]` as an app's 422 that still bills one unit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from nxs.emulator.models import Model
 FAIL_TRIGGER = "[fail]"
 FINISH_TRIGGER = "[ignore-cancel]"  # an app that finishes a started request despite a cancel
 FAILURE_DETAIL = "Model failed: the input asked for a failure ([fail])"
+BILLED_FAIL_TRIGGER = "[fail-billed]"  # an app that rejects the input yet bills the attempt
+BILLED_FAILURE = "Model rejected the input ([fail-billed]); the attempt is billed"
+BILLED_FAILURE_STATUS = 422
 WORDS = tuple(
     [
         "the",
@@ -50,6 +54,7 @@ class Outcome:
     billable_units: float
     error: str | None = None
     error_type: str | None = None
+    status: int | None = None  # a failure's HTTP status, when the app chose it
 
     @property
     def failed(self) -> bool:
@@ -64,8 +69,8 @@ def prepare(model: Model, body: dict[str, Any], rng: random.Random) -> dict[str,
     return clean
 
 
-def wants_failure(clean: dict[str, Any]) -> bool:
-    return any(isinstance(value, str) and FAIL_TRIGGER in value for value in clean.values())
+def wants_failure(clean: dict[str, Any], trigger: str = FAIL_TRIGGER) -> bool:
+    return any(isinstance(value, str) and trigger in value for value in clean.values())
 
 
 def ignores_cancel(clean: dict[str, Any]) -> bool:
@@ -89,6 +94,8 @@ def produce(model: Model, clean: dict[str, Any], files: FileStore, base_url: str
     """Do the model's work; CPU-bound, so callers run it in a thread."""
     if wants_failure(clean):
         return Outcome(None, 0, FAILURE_DETAIL, "runner_server_error")
+    if wants_failure(clean, BILLED_FAIL_TRIGGER):
+        return Outcome(None, 1, BILLED_FAILURE, status=BILLED_FAILURE_STATUS)
     if model.kind == "image":
         return _images(model, clean, files, base_url)
     if model.kind == "video":

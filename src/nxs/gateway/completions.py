@@ -2,7 +2,9 @@
 
 Each path turns the upstream answer into an `Outcome` (`nxs.billing.outcomes`) and settles
 the request's open ledger row once; the reconciler uses `finish` too. Only an upstream's
-final verdict refunds: a poll that times out or a client that leaves changes nothing.
+final verdict refunds: a poll that times out or a client that leaves changes nothing. An
+accepted cancel, or a status saying COMPLETED with an error, settles nothing: it makes the
+row due for the reconciler now, which fetches the result and prices it from fal's answer.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from nxs.billing import ledger
 from nxs.billing.ledger import Entry
 from nxs.billing.outcomes import (
     cancel_accepted,
+    completed_with_error,
     outcome_of_result,
-    outcome_of_status,
     outcome_of_webhook,
 )
 from nxs.billing.settle import BILLABLE_UNITS_HEADER, Outcome, Verdict
@@ -102,14 +104,15 @@ async def result_seen(meter: Meter, request_id: str, response: ClientResponse) -
 
 
 async def status_seen(meter: Meter, request_id: str, status: int, payload: bytes) -> None:
-    """A status answer: an ERROR completion refunds at once; a 404 changes nothing."""
+    """A status saying COMPLETED with an error settles nothing (an app's error may be
+    billed, and only the result's `x-fal-billable-units` say so — a client may never fetch
+    it): it makes the request due for the reconciler now, which fetches the result and
+    prices it (refunded when it bills no units). Any other status changes nothing.
+    """
     if not meter.enabled or request_id in meter.closed:
         return
-    outcome = outcome_of_status(status, _json(payload))
-    if outcome is Outcome.ERROR_RESULT:
-        entry = open_entry(meter, request_id)
-        if entry is not None:
-            await finish(meter, entry, outcome, {}, None)
+    if completed_with_error(status, _json(payload)):
+        await due_now(meter, request_id)
 
 
 async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
@@ -117,8 +120,12 @@ async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
     last looked, and fal bills what its app finishes): it makes the request due for the
     reconciler now, so fal's own status and result decide.
     """
-    if not cancel_accepted(status):
-        return
+    if cancel_accepted(status):
+        await due_now(meter, request_id)
+
+
+async def due_now(meter: Meter, request_id: str) -> None:
+    """The request's open row (if any) is checked by the reconciler's next pass."""
     entry = open_entry(meter, request_id)
     if entry is None:
         return
@@ -131,7 +138,9 @@ async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
 
 
 async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any]) -> None:
-    """fal's webhook (through the relay's completion hook): OK settles, ERROR refunds.
+    """fal's webhook (through the relay's completion hook): OK settles from its payload;
+    ERROR makes the row due for the reconciler, which prices it from the result (the
+    payload names no billed units, and an app's error may be billed).
 
     fal may call back before the submit's ledger row carries the request id (a job done
     within the submit's own round trip): wait a moment for the row, then raise so that
@@ -144,6 +153,9 @@ async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any
         if request_id in meter.closed:
             return
         entry = meter.open.get(request_id) or ledger.find_open(meter.db, request_id)
+        if entry is not None and outcome is Outcome.ERROR_RESULT:
+            await due_now(meter, request_id)
+            return
         if entry is not None:
             await finish(meter, entry, outcome, {}, document.get("payload"))
             return

@@ -40,15 +40,20 @@ class RealtimeMeter(Protocol):
     """Realtime sessions, for billing (`nxs.gateway.realtime_meter` when billing is on).
 
     `opened` runs before fal's socket is opened and refuses by raising an NxsError; what
-    it returns goes back to `closed` with the session's length and the results fal sent.
+    it returns goes to `connected` with the pool key whose token opened fal's socket, and
+    to `closed` with the session's length and the results fal sent.
     """
 
     async def opened(self, customer_id: str, key_id: str, endpoint: str) -> object: ...
+    async def connected(self, session: object, upstream_key_id: str) -> None: ...
     async def closed(self, session: object, seconds: float, results: int) -> None: ...
 
 
 class NoRealtimeMetering:
     async def opened(self, customer_id: str, key_id: str, endpoint: str) -> object:
+        return None
+
+    async def connected(self, session: object, upstream_key_id: str) -> None:
         return None
 
     async def closed(self, session: object, seconds: float, results: int) -> None:
@@ -113,8 +118,10 @@ class RealtimeBridge:
         counter = ResultCounter(send)
         pump = Pump(receive, counter, upstream, self._settings)
         try:
+            await self.meter.connected(session, entry.key.id)
             await pump.run()
         finally:
+            await upstream.close()  # closed by the pump already, unless `connected` failed
             self.active -= 1
             entry.in_flight -= 1
             await self.meter.closed(session, pump.seconds, counter.results)

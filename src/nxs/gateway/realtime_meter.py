@@ -1,14 +1,15 @@
 """Billing of realtime sessions: admitted like a run (subscription, endpoint, rpm and
 in-flight limits, a one-result reservation on credit plans), settled on close as one
 ledger row whose units are the results fal sent back (`ResultCounter`), priced by the
-endpoint's rule × the plan's multiplier; a session that got nothing back costs 0.
+endpoint's rule × the plan's multiplier, naming the pool key that bridged the session;
+a session that got nothing back costs 0.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -32,7 +33,8 @@ CONTROL_SCAN: Final = 4096  # text frames longer than this are results, never co
 
 @dataclass
 class RealtimeSession:
-    """One admitted session: its ledger entry, its limits permit, whether a row is held."""
+    """One admitted session: its ledger entry (naming its pool key once connected), its
+    limits permit, whether a row is held."""
 
     entry: Entry
     permit: Permit | None
@@ -68,6 +70,24 @@ class RealtimeBilling:
             raise
         return RealtimeSession(entry, permit, written=True)
 
+    async def connected(self, session: object, upstream_key_id: str) -> None:
+        """fal's socket is open with a token of pool key `upstream_key_id`: the session's
+        row names it. A held row is `attach`ed now — `pending` (fal has the session, and
+        may bill what it sends) so it is no stranded hold to release while the session
+        lasts, yet out of the reconciler's queue (nothing to ask fal about a session)."""
+        if not isinstance(session, RealtimeSession):
+            return
+        session.entry = entry = replace(session.entry, upstream_key_id=upstream_key_id)
+        request_id = entry.request_id
+        if not session.written or request_id is None:
+            return
+
+        def attach(db: Database) -> None:
+            ledger.attach(db, entry, request_id, upstream_key_id, entry.created_at)
+            ledger.check_at(db, entry.id, None)
+
+        await self._meter.writer.run(attach)
+
     async def closed(self, session: object, seconds: float, results: int) -> None:
         """Settle the session at `results` units (refunded when 0); frees its permit."""
         if not isinstance(session, RealtimeSession):
@@ -79,8 +99,7 @@ class RealtimeBilling:
             if written:
                 ledger.settle(db, entry, settlement)
             else:
-                status = "refunded" if settlement.verdict is Verdict.REFUND else "settled"
-                ledger.insert(db, entry, status, settlement)
+                ledger.insert(db, entry, ledger.closed_status(settlement), settlement)
 
         try:
             await self._meter.writer.run(operation)
