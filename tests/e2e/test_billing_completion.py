@@ -357,7 +357,7 @@ def test_reconciler_refunds_an_unfetched_error_and_charges_an_unfetched_success(
 @pytest.mark.parametrize(
     ("prompt", "code", "settled"),
     [
-        ("[fail-billed] a harbour", 422, ("settled", "1", "header", "0.05")),  # the app's own
+        ("[fail-billed] a harbour", 422, ("settled", "1", "body", "0.05")),  # the app's own
         ("[fail] a harbour", 500, ("refunded", "0", "none", "0.00")),  # a crash bills nothing
     ],
 )
@@ -476,10 +476,11 @@ def test_an_app_error_fal_bills_is_charged_when_only_its_error_webhook_arrives(
         (row,) = site.closed_rows(customer, 1)
         assert eventually(lambda: bool(receiver.seen(rid)))
     assert receiver.seen(rid)[0]["status"] == "ERROR"  # the client learns nothing else
+    # fal billed it (x-fal-billable-units 1); per request, a request is one request
     assert (row["status"], row["units"], row["units_source"], row["cost"]) == (
         "settled",
         "1",
-        "header",
+        "body",
         "0.05",
     )
     assert site.balance(customer) == ("0.95", "0.00")

@@ -167,8 +167,8 @@ def test_fals_unit_is_remembered_by_its_own_name(name: str, remembered: str | No
         (Unit.IMAGE, None, False),  # fal's unit unknown: the body shows images
         (Unit.MEGAPIXEL, None, False),
         (Unit.VIDEO_SECOND, None, False),
-        (Unit.REQUEST, None, True),  # no body shows these: the header is all there is
-        (Unit.GPU_SECOND, None, True),
+        (Unit.REQUEST, None, False),  # a request is one, whatever fal counted
+        (Unit.GPU_SECOND, None, True),  # nothing else tells GPU seconds
     ],
 )
 def test_billable_units_apply_only_in_the_rules_unit(
@@ -191,7 +191,8 @@ def test_the_book_decides_header_units_per_endpoint_from_fals_units() -> None:
     assert book.price("fal-ai/flux/pro").header_units is False  # fal bills it per image
     synced = book.merged([PriceRule("fal-ai/flux/dev", Unit.MEGAPIXEL, Decimal("0.025"))])
     assert synced.price("fal-ai/flux/dev").header_units is True
-    assert book.price("acme/anything").header_units is True  # the per-request fallback
+    # the per-request fallback: one request each, not fal's count (seconds of video …)
+    assert book.price("acme/anything").header_units is False
 
 
 def test_price_rules_stay_cheap_hashable_memo_keys() -> None:

@@ -207,16 +207,21 @@ def test_billable_units_in_another_unit_without_a_body_settle_at_the_estimate() 
     assert result.cost == Money.parse("0.05")
 
 
-def test_a_422_billed_in_another_unit_costs_nothing() -> None:
+def test_a_422_fal_billed_in_another_unit_is_charged_at_the_estimate() -> None:
     result = settle(
         Outcome.REJECTED,
         FLUX_IMAGES,
         reserved=HELD,
         estimated_units=Decimal(1),
         multiplier=Decimal(1),
-        headers={"x-fal-billable-units": "0.79"},
+        headers={"x-fal-billable-units": "0.79"},  # fal billed it, counting megapixels
     )
-    assert (result.verdict, result.cost, result.release) == (Verdict.REFUND, Money.zero(), HELD)
+    assert (result.verdict, result.units, result.source) == (
+        Verdict.CHARGE,
+        Decimal(1),
+        UnitsSource.ESTIMATE,
+    )
+    assert result.cost == Money.parse("0.025")
 
 
 def test_gpu_seconds_settle_from_the_header_when_it_counts_them() -> None:

@@ -13,8 +13,9 @@ import pytest
 
 from nxs.billing import catalog, ledger, replay
 from nxs.billing.errors import IdempotencyKeyReused, IdempotentRequestInProgress, InsufficientCredit
+from nxs.billing.estimate import at_least_a_micro
 from nxs.billing.ledger import Entry
-from nxs.billing.money import Money
+from nxs.billing.money import Money, charge
 from nxs.billing.pricing import PriceRule, Unit
 from nxs.billing.settle import Outcome, settle
 from nxs.billing.writer import LedgerWriter
@@ -97,6 +98,31 @@ def test_settling_a_request_twice_charges_it_once(db: Database) -> None:
     assert ledger.settle(db, item, done) is False
     balance = catalog.get_balance(db, cid)
     assert (balance.available, balance.reserved) == (Money.parse("0.97"), Money(0))
+
+
+def test_a_hold_too_small_to_price_is_a_micro_and_settling_takes_the_real_cost(
+    db: Database,
+) -> None:
+    tiny = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.0000004"), header_units=True)
+    estimate = charge(Decimal(1), tiny.unit_price, Decimal(1))  # one image: rounds to $0 …
+    held = at_least_a_micro(estimate, tiny.unit_price)
+    assert (estimate, held) == (Money(0), Money(1))  # … so one micro-dollar is held
+    cid = customer(db)
+    catalog.grant_credit(db, cid, Money.parse("1"))
+    item = replace(entry(cid), rule=tiny, reserved=held)
+    ledger.reserve(db, item)
+    done = settle(
+        Outcome.COMPLETED,
+        tiny,
+        reserved=held,
+        estimated_units=Decimal(1),
+        multiplier=Decimal(1),
+        headers={"x-fal-billable-units": "4"},  # fal made 4: 1.6 micro-dollars
+    )
+    assert ledger.settle(db, item, done) is True
+    balance = catalog.get_balance(db, cid)
+    assert (balance.available, balance.reserved) == (Money.parse("0.999998"), Money(0))
+    assert at_least_a_micro(Money(0), Decimal(0)) == Money(0)  # a free endpoint holds nothing
 
 
 def test_monthly_allowance_lapses_at_the_new_month(db: Database) -> None:

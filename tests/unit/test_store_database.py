@@ -143,9 +143,9 @@ def test_offloaded_checkpoints_empty_the_wal_without_the_writers_commits(tmp_pat
     for _ in range(300):  # ~1200 WAL pages: past SQLite's default autocheckpoint (1000)
         with db.transaction():
             db.execute_many("INSERT INTO t (body) VALUES (?)", [("x" * 1000,)] * 4)
-    assert db.fetch_one("PRAGMA wal_autocheckpoint") == {"wal_autocheckpoint": 0}
-    # the writer's commits no longer checkpoint: the database file grows only because the
-    # background checkpointer (every second) copies the WAL into it
+    assert db.fetch_one("PRAGMA wal_autocheckpoint") == {"wal_autocheckpoint": 10_000}
+    # the writer's commits do not checkpoint below 10,000 pages: the database file grows
+    # only because the background checkpointer (every second) copies the WAL into it
     assert eventually(lambda: (tmp_path / "nxs.db").stat().st_size > 1_000_000, seconds=5.0)
     db.close()
     assert not [t for t in threading.enumerate() if t.name == "nxs-wal-checkpoint"]

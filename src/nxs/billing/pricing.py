@@ -81,11 +81,12 @@ def fal_unit_name(name: object) -> str | None:
 
 def header_units_apply(unit: Unit, fal_unit: str | None) -> bool:
     """Whether fal's `x-fal-billable-units` counts `unit`s: fal's unit (`fal_unit_name`) is
-    known and the same, or unknown and `unit` is one no result body shows (request,
-    gpu_second). Otherwise the count is in another unit (megapixels for an endpoint priced
-    per image) and settlement reads the body instead."""
+    known and the same, or unknown and `unit` is GPU seconds (nothing else tells them).
+    Otherwise the count may be in another unit (megapixels for an endpoint priced per
+    image, seconds of video for one priced per request) and settlement reads the body — a
+    request is one request."""
     if fal_unit is None:
-        return unit not in BODY_SHOWN_UNITS
+        return unit is Unit.GPU_SECOND
     return fal_unit == unit.value
 
 

@@ -107,13 +107,11 @@ def settle(
     decided = verdict(outcome)
     if decided is not Verdict.CHARGE:
         return Settlement(decided, Decimal(0), UnitsSource.NONE, Money.zero(), reserved)
-    header = header_units(headers) if headers and rule.header_units else None
-    if outcome is Outcome.REJECTED:
-        if not header:  # a 4xx without billable units (in the rule's unit) costs nothing
-            return Settlement(Verdict.REFUND, Decimal(0), UnitsSource.NONE, Money.zero(), reserved)
-        units, source = header, UnitsSource.HEADER
-    else:
-        units, source = billable_units(rule, header, body, estimated_units)
+    billed = header_units(headers) if headers else None
+    if outcome is Outcome.REJECTED and not billed:  # a 4xx fal bills nothing for is free
+        return Settlement(Verdict.REFUND, Decimal(0), UnitsSource.NONE, Money.zero(), reserved)
+    header = billed if rule.header_units else None  # in the rule's unit, or not used
+    units, source = billable_units(rule, header, body, estimated_units)
     cost = cost_of(units, rule.unit_price, multiplier)
     return Settlement(decided, units, source, cost, reserved)
 

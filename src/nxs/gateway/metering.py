@@ -204,13 +204,10 @@ class Meter:
             return self._ran_response(ticket, response, upstream_id)
         self._release(ticket.permit)
         entry, status = ticket.entry, response.status
-        if billed is None:
-            row = self._metered_row(ticket, status, headers, None)
-        else:  # the same answer settles the same way: worked out once per tariff
-            _, closing = tariff.closing(
-                status, billed, lambda: self._settle_run(ticket, status, headers, None)
-            )
-            row = tariff.static + closing
+        closing = tariff.closing(
+            status, billed or "", lambda: self._settle_run(ticket, status, headers, None)
+        )
+        row = tariff.static + closing
         now = time.time()
         fal_id = headers.get(REQUEST_ID_HEADER)
         latency = max(0, round((now - entry.created_at) * 1000))

@@ -21,14 +21,13 @@ from nxs.billing.estimate import defaults_for, estimate_units
 from nxs.billing.ledger import Columns, Entry
 from nxs.billing.money import Money
 from nxs.billing.plans import Plan, Subscription
-from nxs.billing.pricing import PriceRule, Unit
-from nxs.billing.settle import Settlement
+from nxs.billing.pricing import BODY_SHOWN_UNITS, PriceRule, Unit
+from nxs.billing.settle import Settlement, UnitsSource
 
 MEMORY_LIMIT: Final = 20_000
-BODY_UNITS: Final = frozenset({Unit.IMAGE, Unit.MEGAPIXEL, Unit.VIDEO_SECOND})
+BODY_UNITS: Final = BODY_SHOWN_UNITS  # units a result body shows (and an input estimates)
 LATER: Final = Decimal(-1)  # an estimate left for the answer (metered runs)
 NEVER: Final = datetime.min.replace(tzinfo=UTC)  # "now" for an open-ended subscription
-Closing = tuple[Settlement, Columns]
 
 
 @dataclass(slots=True)
@@ -44,22 +43,26 @@ class Tariff:
     credit: bool  # the plan holds credit before a request goes upstream
     open_access: bool  # open-ended active subscription, endpoint allowed: nothing to check
     estimate: Decimal | None  # units every request is estimated at; None: read the input
-    closings: dict[tuple[int, str], Closing] = field(default_factory=dict)
+    closings: dict[tuple[int, str], Columns] = field(default_factory=dict)
 
     def closing(
         self, status: int, billed: str, settle: Callable[[], tuple[Decimal, Settlement]]
-    ) -> Closing:
-        """The settlement of a run answered `status` that fal billed `billed` units for, and
-        its ledger columns; `settle()` (→ estimated units, settlement) runs once per answer."""
+    ) -> Columns:
+        """The ledger columns settling a run answered `status` with `billed` in fal's
+        header ("" for none); `settle()` (→ estimated units, settlement) works them out.
+        Kept per answer unless they came from this request's own input (an estimate of
+        images, megapixels or seconds): the same answer then settles the same way."""
         key = (status, billed)
         found = self.closings.get(key)
         if found is None:
-            if len(self.closings) >= MEMORY_LIMIT:
-                self.closings.clear()
             estimate, settlement = settle()
             closed = ledger.closed_status(settlement)
-            columns = ledger.closing_columns(closed, settlement, estimate, settlement.reserved)
-            found = self.closings[key] = (settlement, columns)
+            found = ledger.closing_columns(closed, settlement, estimate, settlement.reserved)
+            own = settlement.source is UnitsSource.ESTIMATE and self.rule.unit in BODY_UNITS
+            if not own:
+                if len(self.closings) >= MEMORY_LIMIT:
+                    self.closings.clear()
+                self.closings[key] = found
         return found
 
 

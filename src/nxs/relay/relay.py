@@ -184,6 +184,10 @@ class Relay:
             return
         try:
             await self._on_completion(completion)
+        except NxsError:  # an answer the hook chose (e.g. 503: not recorded yet): fal retries
+            self.outbox.release_settlement(delivery.id)
+            logger.info("settling request %s deferred: fal will retry", completion.request_id)
+            raise
         except Exception as exc:  # the hook is billing's code: fal retries, we settle again
             self.outbox.release_settlement(delivery.id)
             logger.exception("settling request %s failed", completion.request_id)

@@ -21,6 +21,7 @@ from nxs.store.database import DatabaseError, IntegrityViolation, Params, Row
 
 BUSY_TIMEOUT_SECONDS = 10.0
 CHECKPOINT_SECONDS = 1.0  # how often the gateway's WAL is checkpointed (offload_checkpoints)
+BACKSTOP_PAGES = 10_000  # ~40 MB: the commits checkpoint only if the thread falls behind
 
 
 class SqliteDatabase:
@@ -125,12 +126,17 @@ class SqliteDatabase:
     def offload_checkpoints(self) -> None:
         """Checkpoint the WAL from a thread with a connection of its own instead of inside
         this connection's commits: the gateway commits on its event loop, and a checkpoint
-        (copying ~1000 pages, then fsync) held every request for ~3 ms.
+        (copying ~1000 pages, then fsync) held every request for ~3 ms. The commits keep
+        a far threshold (`BACKSTOP_PAGES`): a PASSIVE checkpoint that keeps meeting new
+        commits never lets the WAL restart, so without it the WAL would grow for ever.
         """
         if self._label == ":memory:" or self._checkpointer is not None:
             return
-        self.execute("PRAGMA wal_autocheckpoint = 0")
-        self._checkpointer = _Checkpointer(self._label, CHECKPOINT_SECONDS)
+        connection = sqlite3.connect(
+            self._label, timeout=0.1, isolation_level=None, check_same_thread=False
+        )
+        self.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+        self._checkpointer = _Checkpointer(connection, CHECKPOINT_SECONDS)
         self._checkpointer.start()
 
     def close(self) -> None:
@@ -157,13 +163,13 @@ class _Checkpointer(threading.Thread):
     """Runs `PRAGMA wal_checkpoint(PASSIVE)` every `every` seconds on its own connection
     (PASSIVE never waits for readers or writers; a busy database is tried next time)."""
 
-    def __init__(self, label: str, every: float) -> None:
+    def __init__(self, connection: sqlite3.Connection, every: float) -> None:
         super().__init__(name="nxs-wal-checkpoint", daemon=True)
-        self._label, self._every = label, every
+        self._connection, self._every = connection, every
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        connection = sqlite3.connect(self._label, timeout=0.1, isolation_level=None)
+        connection = self._connection
         try:
             while not self._stopping.wait(self._every):
                 with contextlib.suppress(sqlite3.Error):  # busy or locked: next time
