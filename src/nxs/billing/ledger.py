@@ -174,7 +174,7 @@ def request_columns(
 ) -> Columns:
     """The columns of this one request (request and upstream key ids overridable, so the
     hot path need not copy the entry to fill them in)."""
-    latency = None if settled_at is None else max(0, round((settled_at - entry.created_at) * 1000))
+    latency = None if settled_at is None else latency_ms(entry.created_at, settled_at)
     return (
         entry.id,
         entry.request_id or request_id,
@@ -202,7 +202,7 @@ def settle(db: Database, entry: Entry, settlement: Settlement) -> bool:
     """Apply a CHARGE or REFUND once; False when the row was already closed (or a HOLD)."""
     if settlement.verdict is Verdict.HOLD:
         return False
-    status = "refunded" if settlement.verdict is Verdict.REFUND else "settled"
+    status = closed_status(settlement)
     changed = db.execute(
         "UPDATE ledger SET status = ?, units = ?, units_source = ?, cost_micros = ?,"
         " settled_at = ?, latency_ms = ?, next_check_at = NULL,"
@@ -277,7 +277,12 @@ def entry_of(row: Row) -> Entry:
 
 
 def _latency(entry: Entry) -> int:
-    return max(0, round((now() - entry.created_at) * 1000))
+    return latency_ms(entry.created_at, now())
+
+
+def latency_ms(created_at: float, ended_at: float) -> int:
+    """Milliseconds from a request's admission to its settlement (never negative)."""
+    return max(0, round((ended_at - created_at) * 1000))
 
 
 def recorded(db: Database, request_id: str) -> bool:
@@ -322,7 +327,7 @@ def release(db: Database, entries: list[Entry]) -> list[Entry]:
                 "UPDATE ledger SET status = 'refunded', units = '0', units_source = 'none',"
                 " cost_micros = 0, settled_at = ?, latency_ms = ?, next_check_at = NULL"
                 " WHERE id = ? AND status = 'reserved'",
-                (moment, max(0, round((moment - entry.created_at) * 1000)), entry.id),
+                (moment, latency_ms(entry.created_at, moment), entry.id),
             )
             if changed != 1:
                 continue

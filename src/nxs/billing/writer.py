@@ -138,16 +138,19 @@ class LedgerWriter:
 
     def _execute_rows(self, sql: str, rows: list[Params]) -> None:
         """`executemany`, or multi-row INSERTs when `sql` inserts one VALUES row."""
+        if self._multi_sql(sql, 1) is None:
+            self._db.execute_many(sql, rows)
+            return
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start : start + ROWS_PER_INSERT]
-            key = (sql, len(chunk))
-            if key not in self._multi_row:
-                self._multi_row[key] = _multi_row(sql, len(chunk))
-            multi = self._multi_row[key]
-            if multi is None:
-                self._db.execute_many(sql, rows)
-                return
-            self._db.execute(multi, tuple(chain.from_iterable(chunk)))
+            multi = self._multi_sql(sql, len(chunk))
+            self._db.execute(str(multi), tuple(chain.from_iterable(chunk)))
+
+    def _multi_sql(self, sql: str, count: int) -> str | None:
+        key = (sql, count)
+        if key not in self._multi_row:
+            self._multi_row[key] = _multi_row(sql, count)
+        return self._multi_row[key]
 
     def _commit_isolated(self, batch: list[Item]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []

@@ -210,7 +210,7 @@ class Meter:
         row = tariff.static + closing
         now = time.time()
         fal_id = headers.get(REQUEST_ID_HEADER)
-        latency = max(0, round((now - entry.created_at) * 1000))
+        latency = ledger.latency_ms(entry.created_at, now)
         row = (*row, entry.id, fal_id, upstream_id, entry.created_at, now, latency, None)
         return self.writer.submit(ledger.INSERT, row)
 
