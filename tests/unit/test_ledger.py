@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -21,17 +20,8 @@ from nxs.billing.settle import Outcome, settle
 from nxs.billing.writer import LedgerWriter
 from nxs.store import customers
 from nxs.store.database import Database
-from nxs.store.migrations import migrate
-from nxs.store.sqlite import SqliteDatabase
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"), header_units=True)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = SqliteDatabase.open(tmp_path / "nxs.db")
-    migrate(database)
-    return database
 
 
 def customer(db: Database, name: str = "acme") -> str:

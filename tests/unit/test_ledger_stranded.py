@@ -26,13 +26,6 @@ RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
 TTL = 3600.0
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = SqliteDatabase.open(tmp_path / "nxs.db")
-    migrate(database)
-    return database
-
-
 def prepaid(db: Database, credit: str = "1") -> str:
     with db.transaction():
         cid = customers.create(db, "acme").id

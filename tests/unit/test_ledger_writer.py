@@ -23,17 +23,9 @@ from nxs.billing.settle import Settlement, UnitsSource, Verdict
 from nxs.billing.writer import COMMIT_TURNS, ROWS_PER_INSERT, LedgerWriter
 from nxs.store import customers
 from nxs.store.database import Database, IntegrityViolation, Params, Row
-from nxs.store.migrations import migrate
 from nxs.store.sqlite import SqliteDatabase
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = SqliteDatabase.open(tmp_path / "nxs.db")
-    migrate(database)
-    return database
 
 
 def entry(customer_id: str, entry_id: str) -> Entry:
