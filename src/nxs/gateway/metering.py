@@ -207,12 +207,11 @@ class Meter:
         closing = tariff.closing(
             status, billed or "", lambda: self._settle_run(ticket, status, headers, None)
         )
-        row = tariff.static + closing
-        now = time.time()
         fal_id = headers.get(REQUEST_ID_HEADER)
-        latency = ledger.latency_ms(entry.created_at, now)
-        row = (*row, entry.id, fal_id, upstream_id, entry.created_at, now, latency, None)
-        return self.writer.submit(ledger.INSERT, row)
+        request = ledger.request_columns(
+            entry, time.time(), request_id=fal_id, upstream_key_id=upstream_id
+        )
+        return self.writer.submit(ledger.INSERT, tariff.static + closing + request)
 
     async def _ran_response(
         self, ticket: Ticket, response: ClientResponse, upstream_id: str
