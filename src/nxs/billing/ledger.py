@@ -18,6 +18,7 @@ from nxs.billing.errors import InsufficientCredit
 from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, parse_unit
 from nxs.billing.settle import Settlement, Verdict
+from nxs.store import claims
 from nxs.store.database import Database, Params, Row
 from nxs.store.ids import now
 
@@ -239,12 +240,17 @@ def find_open(db: Database, request_id: str) -> Entry | None:
     return entry_of(row) if row else None
 
 
-def due(db: Database, moment: float, limit: int = 100) -> list[Entry]:
-    """Pending queue rows whose next check is due, oldest first (the reconciler's queue)."""
-    rows = db.fetch_all(
+def claim_due(db: Database, moment: float, lease: float, limit: int = 100) -> list[Entry]:
+    """Pending queue rows whose next check is due, oldest first (the reconciler's queue),
+    claimed for `lease` seconds: another worker or replica does not check them meanwhile."""
+    rows = claims.claim_due(
+        db,
         f"SELECT {COLUMNS} FROM ledger WHERE status = 'pending' AND kind = 'queue'"
         " AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
         (moment, limit),
+        table="ledger",
+        due_column="next_check_at",
+        lease_until=moment + lease,
     )
     return [entry_of(row) for row in rows]
 

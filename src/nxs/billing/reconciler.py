@@ -1,16 +1,18 @@
 """The reconciler: polls unfetched queued requests with their submitting key until they end.
 
 Its queue is the ledger itself (`status = 'pending'`, `next_check_at` due), so it resumes
-after a restart where it stopped. Checks run with bounded concurrency; a status saying
-COMPLETED (with or without an error) → fetch the result and settle from fal's answer
-there (`outcome_of_result`); anything else —
-still running, an id fal does not know (404), a transport error, a missing key — backs
-off, never refunds. After `max_checks` it gives up: the row stays `pending`, its hold kept,
+after a restart where it stopped; due rows are claimed (`ledger.claim_due`), so every
+worker of every replica may run one and each due request is still polled once. Checks run
+with bounded concurrency; a status saying COMPLETED (with or without an error) → fetch the
+result and settle from fal's answer there (`outcome_of_result`); anything else — still
+running, an id fal does not know (404), a transport error, a missing key — backs off,
+never refunds. After `max_checks` it gives up: the row stays `pending`, its hold kept,
 out of the queue, logged for the operator.
 
 It also releases stranded holds: rows still `reserved` after `reservation_ttl` seconds
 (default an hour, longer than fal lets a client wait), whose process died before the
-upstream answered — no request id, so nobody can ask fal. Refunded once, logged per row.
+upstream answered — no request id, so nobody can ask fal. Refunded once, logged per row,
+by whichever reconciler holds the cluster's `stranded-holds` lease.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from nxs.billing import ledger, replay
 from nxs.billing.ledger import Entry
 from nxs.billing.outcomes import outcome_of_result, outcome_of_status
 from nxs.billing.settle import Outcome
+from nxs.store import claims
 from nxs.store.database import Database
 
 LOG = logging.getLogger("nxs.billing")
@@ -34,6 +37,9 @@ FIRST_BACKOFF: Final = 5.0
 MAX_BACKOFF: Final = 300.0
 MAX_CHECKS: Final = 300  # about a day: 5 min of backoffs, then one check every 5 min
 RESERVATION_TTL: Final = 3600.0  # a live process's request is answered (or fails) sooner
+CLAIM_LEASE: Final = 300.0  # a claimed row returns to the queue if its checker died
+STRANDED_JOB: Final = "stranded-holds"
+STRANDED_LEASE: Final = 10.0  # renewed every tick by its holder; taken over when it lapses
 
 Finish = Callable[[Entry, Outcome, Mapping[str, str], object], Awaitable[bool]]
 
@@ -62,13 +68,14 @@ class Reconciler:
     first_backoff: float = FIRST_BACKOFF
     max_checks: int = MAX_CHECKS
     reservation_ttl: float = RESERVATION_TTL
+    holder: str = field(default_factory=claims.holder_id)
 
     async def tick(self) -> int:
         """Release stranded holds, then check every due row once; returns how many due
         rows were looked at."""
         moment = time.time()
         await self.release_stranded(moment)
-        due = await asyncio.to_thread(ledger.due, self.db, moment, BATCH)
+        due = await asyncio.to_thread(ledger.claim_due, self.db, moment, CLAIM_LEASE, BATCH)
         if not due:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
@@ -85,6 +92,11 @@ class Reconciler:
         """Refund (at most `BATCH`) holds reserved more than `reservation_ttl` seconds
         before `moment` and never answered; returns how many were released."""
         before = moment - self.reservation_ttl
+        held = await asyncio.to_thread(
+            claims.hold_lease, self.db, STRANDED_JOB, self.holder, STRANDED_LEASE
+        )
+        if not held:
+            return 0
         released = await asyncio.to_thread(_release_stranded, self.db, before)
         for entry in released:
             LOG.warning(

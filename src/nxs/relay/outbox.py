@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from nxs.relay.callbacks import Callback
+from nxs.store import claims
 from nxs.store.database import Database, IntegrityViolation
 
 DeliveryState = Literal["pending", "delivered", "failed"]
@@ -90,17 +91,15 @@ class Outbox:
     def claim_due(self, limit: int, lease_seconds: float) -> list[Delivery]:
         """Up to `limit` pending rows that are due, leased to this caller."""
         now = time.time()
-        with self._db.transaction():
-            rows = self._db.fetch_all(
-                f"SELECT {COLUMNS} FROM relay_deliveries WHERE state = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-                (now, limit),
-            )
-            for row in rows:
-                self._db.execute(
-                    "UPDATE relay_deliveries SET next_attempt_at = ? WHERE id = ?",
-                    (now + lease_seconds, row["id"]),
-                )
+        rows = claims.claim_due(
+            self._db,
+            f"SELECT {COLUMNS} FROM relay_deliveries WHERE state = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+            (now, limit),
+            table="relay_deliveries",
+            due_column="next_attempt_at",
+            lease_until=now + lease_seconds,
+        )
         return [_delivery(row) for row in rows]
 
     def release(self, delivery_id: str) -> None:

@@ -21,6 +21,7 @@ from nxs.billing.schema import (
 from nxs.billing.schema_reserved import RESERVED_NAME, RESERVED_STATEMENTS
 from nxs.billing.schema_units import FAL_UNITS_NAME, FAL_UNITS_STATEMENTS
 from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS
+from nxs.store.claims import LEASES_NAME, LEASES_STATEMENTS
 from nxs.store.database import Database, DatabaseError
 
 
@@ -93,6 +94,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, LEDGER_V5_NAME, LEDGER_V5_STATEMENTS),
     Migration(6, FAL_UNITS_NAME, FAL_UNITS_STATEMENTS),
     Migration(7, RESERVED_NAME, RESERVED_STATEMENTS),
+    Migration(8, LEASES_NAME, LEASES_STATEMENTS),
 )
 
 
