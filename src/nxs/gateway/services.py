@@ -28,12 +28,14 @@ from nxs.gateway.realtime import RealtimeBridge
 from nxs.gateway.realtime_meter import RealtimeBilling
 from nxs.gateway.routes import Router
 from nxs.gateway.webhooks import Webhooks
+from nxs.store import claims
 from nxs.store.store import Store
 
 LOG = logging.getLogger("nxs.gateway")
 HOSTS: Final = (RUN_HOST, QUEUE_HOST, *sorted(REST_HOSTS))
 # A cheap authenticated call: a locked account gets 403, a working one 404 (no such id).
 PROBE_PATH: Final = "fal-ai/any-model/requests/00000000-0000-0000-0000-000000000000/status"
+PROBE_JOB: Final = "probe-suspended-keys"  # one prober per cluster (a job lease)
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Services:
     store_ok: bool = True
     version: int = -1
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    holder: str = field(default_factory=claims.holder_id)  # this process, in job leases
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -129,8 +132,17 @@ class Services:
         self.store_ok = True
 
     async def probe(self) -> None:
-        """Ask fal about each suspended key; resume it once it no longer answers 403."""
-        for entry in self.pool.suspended():
+        """Ask fal about each suspended key; resume it once it no longer answers 403.
+        One worker of the cluster probes (it holds the job's lease); a resumed or invalid
+        key reaches the others through the store."""
+        suspended = self.pool.suspended()
+        if not suspended:
+            return
+        lease = 3 * self.settings.probe_seconds
+        args = (self.store.database, PROBE_JOB, self.holder, lease)
+        if not await asyncio.to_thread(claims.hold_lease, *args):
+            return
+        for entry in suspended:
             await self._probe(entry)
 
     async def _probe(self, entry: PoolKey) -> None:
