@@ -1,6 +1,7 @@
 """Settings of the gateway, read once from the environment (`NXS_` prefix) and passed down.
 
 Nothing reads `os.environ` after `Settings.from_env`; tests build `Settings` directly.
+A relative path in a setting is relative to the working directory.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Settings:
     upstream_url: str | None = None  # e.g. http://127.0.0.1:9100 → {upstream_url}/{host}
     public_url: str | None = None  # base of the URLs NXS hands out; else Host/X-Forwarded-*
     secret_key: str | None = None  # encrypts upstream keys at rest
-    secret_key_file: Path = Path("nxs.secret")
+    secret_key_file: Path | None = None  # None: `nxs.secret` next to the SQLite file
     known_owners: tuple[str, ...] = DEFAULT_OWNERS
     max_body_bytes: int = MAX_BODY_BYTES
     refresh_seconds: float = 1.0  # how often CLI changes are picked up
@@ -64,6 +65,8 @@ class Settings:
     webhook_retry_delays: tuple[float, ...] | None = None  # None: the relay's default
     realtime_max_frame_bytes: int = 4 * 1024 * 1024  # larger WebSocket frames → close 1009
     realtime_idle_seconds: float = 300.0  # a realtime session with no frame is closed
+    redis_url: str | None = None  # shared state of every worker and replica (nxs.state)
+    limits_when_redis_down: str = "closed"  # closed: 503; open: admit without counting
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -77,7 +80,7 @@ class Settings:
             upstream_url=(env.get("NXS_UPSTREAM_URL") or None),
             public_url=(env.get("NXS_PUBLIC_URL") or None),
             secret_key=(env.get("NXS_SECRET_KEY") or None),
-            secret_key_file=Path(env.get("NXS_SECRET_KEY_FILE", str(base.secret_key_file))),
+            secret_key_file=_path(env.get("NXS_SECRET_KEY_FILE")),
             known_owners=_owners(owners) if owners else base.known_owners,
             refresh_seconds=_positive(env, "NXS_REFRESH_SECONDS", base.refresh_seconds),
             probe_seconds=_positive(env, "NXS_PROBE_SECONDS", base.probe_seconds),
@@ -104,6 +107,10 @@ class Settings:
             realtime_idle_seconds=_positive(
                 env, "NXS_REALTIME_IDLE_SECONDS", base.realtime_idle_seconds
             ),
+            redis_url=(env.get("NXS_REDIS_URL") or None),
+            limits_when_redis_down=_choice(
+                env, "NXS_LIMITS_WHEN_REDIS_DOWN", ("closed", "open"), base.limits_when_redis_down
+            ),
         )
 
     def upstream_base(self, host: str) -> str:
@@ -129,6 +136,12 @@ def _positive(env: Mapping[str, str], name: str, default: float, *, zero: bool =
     return value
 
 
+def _path(raw: str | None) -> Path | None:
+    """A path setting: relative to the working directory, like the SQLite path of
+    `NXS_DATABASE_URL`; None when unset or empty."""
+    return Path(raw).absolute() if raw else None
+
+
 def _owners(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -136,3 +149,11 @@ def _owners(raw: str) -> tuple[str, ...]:
 def _floats(raw: str | None) -> tuple[float, ...] | None:
     """`"1,5,30"` → (1.0, 5.0, 30.0); None when unset."""
     return tuple(float(part) for part in raw.split(",") if part.strip()) if raw else None
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (case-insensitive); anything else is a ValueError naming `name`."""
+    value = env.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {env[name]!r}")
+    return value

@@ -1,13 +1,16 @@
-"""Settings from the environment: numbers that make no sense are refused by name."""
+"""Settings from the environment: numbers that make no sense are refused by name; a
+relative path is the working directory's."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from nxs.config import Settings
+from nxs.store.store import Store
 
 
 @pytest.mark.parametrize(
@@ -43,3 +46,43 @@ def test_serve_refuses_to_start_with_a_bad_setting() -> None:
     assert done.returncode != 0
     assert "NXS_RESERVATION_TTL_SECONDS must be a number above 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def open_store_in(folder: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Open (and close) the store `env` names, from `folder` as the working directory."""
+    monkeypatch.chdir(folder)
+    with Store.open(Settings.from_env(env)):
+        pass
+
+
+def test_a_relative_key_file_lands_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "state").mkdir()
+    env = {"NXS_DATABASE_URL": "sqlite:///state/nxs.db", "NXS_SECRET_KEY_FILE": "state/key"}
+    open_store_in(tmp_path, monkeypatch, env)
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["key", "nxs.db"]
+
+
+def test_a_relative_database_lands_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_store_in(tmp_path, monkeypatch, {"NXS_DATABASE_URL": "sqlite:///here.db"})
+    assert (tmp_path / "here.db").is_file()
+
+
+def test_with_no_key_file_set_the_key_sits_next_to_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "state").mkdir()
+    open_store_in(tmp_path, monkeypatch, {"NXS_DATABASE_URL": "sqlite:///state/nxs.db"})
+    assert (tmp_path / "state" / "nxs.secret").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "nxs.secret").exists()
+
+
+def test_a_key_file_read_from_the_environment_is_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"NXS_SECRET_KEY_FILE": "keys/nxs.secret"})
+    assert settings.secret_key_file == tmp_path / "keys" / "nxs.secret"

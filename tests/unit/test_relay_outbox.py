@@ -49,7 +49,7 @@ async def relay_with(
     migrate(database)
     apply_relay_schema(database)
     config = RelayConfig("http://127.0.0.1:9", "http://127.0.0.1:9/jwks", True, worker=worker)
-    relay = Relay(database, load_box(None, Path("nxs.secret"), url.path), config)
+    relay = Relay(database, load_box(None, None, url.path), config)
     await relay.start()
     try:
         yield relay, Callbacks(database, "http://127.0.0.1:9", allow_private=True)

@@ -24,9 +24,7 @@ def open_key(db_file: Path, secret: str | None = None) -> tuple[SigningKey, Data
     database = connect(url)
     migrate(database)
     apply_relay_schema(database)
-    return SigningKey.load_or_create(
-        database, load_box(secret, Path("nxs.secret"), url.path)
-    ), database
+    return SigningKey.load_or_create(database, load_box(secret, None, url.path)), database
 
 
 def public_key(jwk: dict[str, str]) -> Ed25519PublicKey:

@@ -1,7 +1,7 @@
 """Encryption at rest of upstream fal keys, and where its secret comes from.
 
 The secret is `NXS_SECRET_KEY` or, if unset, the contents of `NXS_SECRET_KEY_FILE`
-(generated with mode 0600 on first use; a relative path is taken next to the SQLite
+(generated with mode 0600 on first use; unset, it is `nxs.secret` next to the SQLite
 file). Values are sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key derived
 from the secret; a sealed marker in the database detects a wrong secret at open.
 """
@@ -22,6 +22,7 @@ from nxs.store.database import Database
 
 CHECK_NAME = "secret_check"
 CHECK_PLAINTEXT = "nxs secret check v1"
+DEFAULT_FILE_NAME = "nxs.secret"
 
 
 class SecretKeyError(NxsError):
@@ -57,17 +58,20 @@ class SecretBox:
         return plaintext
 
 
-def load_box(secret_key: str | None, secret_key_file: Path, database: Path | None) -> SecretBox:
+def load_box(
+    secret_key: str | None, secret_key_file: Path | None, database: Path | None
+) -> SecretBox:
     """The box for `NXS_SECRET_KEY`, else for the key file (created if absent).
 
-    A relative key file lives in the database file's directory; an in-memory database
-    without `NXS_SECRET_KEY` gets a throw-away secret (its data dies with it anyway).
+    With no key file given it is `nxs.secret` in the database file's directory (a given
+    relative path is the working directory's); an in-memory database without
+    `NXS_SECRET_KEY` gets a throw-away secret (its data dies with it anyway).
     """
     if secret_key:
         return SecretBox(secret_key, "NXS_SECRET_KEY")
     if database is None:
         return SecretBox(secrets.token_urlsafe(32), "a throw-away secret")
-    path = secret_key_file if secret_key_file.is_absolute() else database.parent / secret_key_file
+    path = secret_key_file or database.parent / DEFAULT_FILE_NAME
     return SecretBox(read_or_create_secret(path), f"secret key file {path}")
 
 
