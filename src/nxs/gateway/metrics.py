@@ -1,4 +1,5 @@
-"""Prometheus text for `/metrics`: requests by route and status, upstream latency, pool state.
+"""Prometheus text for `/metrics`: requests by route and status, upstream latency, pool
+state, and the store lookups of keys newer than the snapshot.
 
 Hand-rolled and per worker process: counters are plain dicts bumped on the hot path,
 rendered only when scraped.
@@ -14,6 +15,8 @@ from nxs.gateway.pool import KeyPool
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATES: Final = ("active", "invalid", "suspended")
+LOOKUP_RESULTS: Final = ("found", "missing", "error")  # a store query was made
+LOOKUP_SKIPS: Final = ("known_miss", "rate_limited")  # answered 401 without a query
 
 
 class Metrics:
@@ -22,6 +25,7 @@ class Metrics:
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.attempts: Counter[tuple[str, str]] = Counter()  # (key name, outcome)
+        self.key_lookups: Counter[str] = Counter()  # gateway/key_lookup.py's outcomes
         self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -44,6 +48,7 @@ class Metrics:
             labels = f'key="{_label(name)}",outcome="{outcome}"'
             lines.append(f"nxs_upstream_attempts_total{{{labels}}} {count}")
         lines.extend(self._histogram())
+        lines.extend(self._lookup_lines())
         lines.extend(_pool_lines(pool))
         return ("\n".join(lines) + "\n").encode()
 
@@ -57,6 +62,17 @@ class Metrics:
         lines.append(f'{name}_bucket{{le="+Inf"}} {self._latency_count}')
         lines.append(f"{name}_sum {self._latency_sum:.6f}")
         lines.append(f"{name}_count {self._latency_count}")
+        return lines
+
+    def _lookup_lines(self) -> list[str]:
+        lines = ["# TYPE nxs_auth_store_lookups_total counter"]
+        for result in LOOKUP_RESULTS:
+            count = self.key_lookups[result]
+            lines.append(f'nxs_auth_store_lookups_total{{result="{result}"}} {count}')
+        lines.append("# TYPE nxs_auth_lookups_skipped_total counter")
+        for reason in LOOKUP_SKIPS:
+            count = self.key_lookups[reason]
+            lines.append(f'nxs_auth_lookups_skipped_total{{reason="{reason}"}} {count}')
         return lines
 
 

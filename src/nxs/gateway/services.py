@@ -19,6 +19,7 @@ from nxs.config import Settings
 from nxs.gateway.auth import Authenticator
 from nxs.gateway.billing_setup import start_billing
 from nxs.gateway.forward import UPSTREAM_ERRORS, Forwarder, open_session
+from nxs.gateway.key_lookup import KeyLookup
 from nxs.gateway.metering import Meter
 from nxs.gateway.metrics import Metrics
 from nxs.gateway.pool import KeyPool, PoolKey
@@ -68,12 +69,13 @@ class Services:
         session = open_session(settings)
         pool = KeyPool(store.set_upstream_state)
         metrics = Metrics()
+        lookup = KeyLookup(store.find_grant, metrics.key_lookups)
         services = cls(
             settings=settings,
             store=store,
             session=session,
             router=Router(settings.known_owners),
-            auth=Authenticator(store.key_hash),
+            auth=Authenticator(store.key_hash, lookup),
             pool=pool,
             book=QueueBook(store),
             metrics=metrics,
@@ -87,6 +89,7 @@ class Services:
         if services.meter.enabled:
             services.realtime.meter = RealtimeBilling(services.meter)
         services.refresh()
+        lookup.on_found = services.refresh  # a new key: catch up with what came before it
         services.tasks = [
             asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),

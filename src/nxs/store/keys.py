@@ -2,12 +2,14 @@
 
 A key is `nxs_` + 40 URL-safe random characters, shown once at creation; the database
 keeps only its SHA-256 hex digest and a short prefix for recognising it in listings.
-`grants` is the hot-path snapshot: key hash → who it authenticates, revoked keys left out.
+`grants` is the hot-path snapshot: key hash → who it authenticates, revoked keys left out;
+`find_grant` is one key of it, read by hash through the unique index (a snapshot miss).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from nxs.errors import NotFound
@@ -18,6 +20,7 @@ from nxs.store.models import ApiKey, Customer, KeyGrant
 KEY_PREFIX = "nxs_"
 RANDOM_BYTES = 30  # → 40 URL-safe characters
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 6
+SHAPE = re.compile(r"nxs_[A-Za-z0-9_-]{40}")  # what `generate` makes
 
 SELECT = """
     SELECT k.id, k.customer_id, c.name AS customer_name, k.prefix, k.created_at, k.revoked_at
@@ -28,6 +31,11 @@ SELECT = """
 def generate() -> str:
     """A new plaintext customer key."""
     return KEY_PREFIX + secrets.token_urlsafe(RANDOM_BYTES)
+
+
+def well_formed(plaintext: str) -> bool:
+    """Whether the text could be a key `generate` made (its length and alphabet)."""
+    return SHAPE.fullmatch(plaintext) is not None
 
 
 def key_hash(plaintext: str) -> str:
@@ -78,21 +86,30 @@ def revoke(database: Database, key_id: str) -> tuple[ApiKey, bool]:
     return get(database, key_id), True
 
 
+GRANT_SELECT = """
+    SELECT k.key_hash, k.id, k.customer_id, c.name, c.status
+    FROM api_keys k JOIN customers c ON c.id = k.customer_id
+    WHERE k.revoked_at IS NULL
+"""
+
+
 def grants(database: Database) -> dict[str, KeyGrant]:
-    rows = database.fetch_all(
-        """SELECT k.key_hash, k.id, k.customer_id, c.name, c.status
-           FROM api_keys k JOIN customers c ON c.id = k.customer_id
-           WHERE k.revoked_at IS NULL"""
+    return {row["key_hash"]: _grant(row) for row in database.fetch_all(GRANT_SELECT)}
+
+
+def find_grant(database: Database, hashed: str) -> KeyGrant | None:
+    """The grant of the key with this hash, or None if there is none or it is revoked."""
+    row = database.fetch_one(GRANT_SELECT + " AND k.key_hash = ?", (hashed,))
+    return None if row is None else _grant(row)
+
+
+def _grant(row: Row) -> KeyGrant:
+    return KeyGrant(
+        key_id=row["id"],
+        customer_id=row["customer_id"],
+        customer_name=row["name"],
+        customer_active=row["status"] == "active",
     )
-    return {
-        row["key_hash"]: KeyGrant(
-            key_id=row["id"],
-            customer_id=row["customer_id"],
-            customer_name=row["name"],
-            customer_active=row["status"] == "active",
-        )
-        for row in rows
-    }
 
 
 def _api_key(row: Row) -> ApiKey:

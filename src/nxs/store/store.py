@@ -78,6 +78,11 @@ class Store:
         """Key hash → grant, for every key not revoked."""
         return keys.grants(self._db)
 
+    def find_grant(self, key_hash: str) -> KeyGrant | None:
+        """One key's grant by hash (None: unknown or revoked): a single indexed read, for a
+        key newer than the gateway's snapshot."""
+        return keys.find_grant(self._db, key_hash)
+
     @staticmethod
     def key_hash(plaintext: str) -> str:
         return keys.key_hash(plaintext)

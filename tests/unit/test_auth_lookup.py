@@ -1,0 +1,144 @@
+"""Keys newer than the gateway's snapshot, looked up in a real store: found at once, dropped
+by the next reload once revoked, and unknown keys bounded by remembered misses and a rate."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nxs.config import Settings
+from nxs.errors import InvalidApiKey, PaymentRequired
+from nxs.gateway.auth import Authenticator
+from nxs.gateway.key_lookup import MISS_TTL_SECONDS, KeyLookup
+from nxs.store.store import Store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(Settings(database_url=f"sqlite:///{tmp_path / 'nxs.db'}")) as opened:
+        opened.create_customer("acme")
+        yield opened
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def counts() -> Counter[str]:
+    return Counter()
+
+
+@pytest.fixture
+def auth(store: Store, clock: Clock, counts: Counter[str]) -> Authenticator:
+    lookup = KeyLookup(store.find_grant, counts, rate=5, burst=5, clock=clock)
+    authenticator = Authenticator(store.key_hash, lookup)
+    authenticator.load(store.grants())
+    return authenticator
+
+
+def unknown_key() -> str:
+    return "nxs_" + secrets.token_urlsafe(30)
+
+
+def test_key_created_after_the_snapshot_authenticates_with_one_lookup(
+    store: Store, auth: Authenticator, counts: Counter[str]
+) -> None:
+    record, key = store.create_key("acme")
+    assert auth.authenticate(f"Key {key}").key_id == record.id
+    assert auth.authenticate(f"Bearer {key}").key_id == record.id
+    assert auth.key_grant(record.id).customer_name == "acme"
+    assert counts == Counter(found=1)
+
+
+def test_key_found_by_lookup_is_dropped_by_the_reload_after_its_revocation(
+    store: Store, auth: Authenticator
+) -> None:
+    record, key = store.create_key("acme")
+    auth.authenticate(f"Key {key}")
+    store.revoke_key(record.id)
+    auth.load(store.grants())
+    with pytest.raises(InvalidApiKey):
+        auth.authenticate(f"Key {key}")
+    with pytest.raises(InvalidApiKey):
+        auth.key_grant(record.id)
+
+
+def test_new_key_of_a_suspended_customer_is_402(store: Store, auth: Authenticator) -> None:
+    _, key = store.create_key("acme")
+    store.set_customer_status("acme", "suspended")
+    with pytest.raises(PaymentRequired):
+        auth.authenticate(f"Key {key}")
+
+
+def test_revoked_key_is_not_found(store: Store, auth: Authenticator, counts: Counter[str]) -> None:
+    record, key = store.create_key("acme")
+    store.revoke_key(record.id)
+    with pytest.raises(InvalidApiKey):
+        auth.authenticate(f"Key {key}")
+    assert counts == Counter(missing=1)
+
+
+@pytest.mark.parametrize(
+    "key", ["nxs_short", "nxs_" + "a" * 41, "nxs_" + "!" * 40, "sk-" + "a" * 41]
+)
+def test_malformed_keys_are_refused_without_a_query(
+    auth: Authenticator, counts: Counter[str], key: str
+) -> None:
+    with pytest.raises(InvalidApiKey):
+        auth.authenticate(f"Key {key}")
+    assert counts == Counter()
+
+
+def test_a_missed_key_is_not_queried_again_until_the_ttl_or_a_reload(
+    store: Store, auth: Authenticator, clock: Clock, counts: Counter[str]
+) -> None:
+    key = unknown_key()
+    for _ in range(3):
+        with pytest.raises(InvalidApiKey):
+            auth.authenticate(f"Key {key}")
+    assert counts == Counter(missing=1, known_miss=2)
+    clock.now += MISS_TTL_SECONDS
+    with pytest.raises(InvalidApiKey):
+        auth.authenticate(f"Key {key}")
+    auth.load(store.grants())
+    with pytest.raises(InvalidApiKey):
+        auth.authenticate(f"Key {key}")
+    assert counts == Counter(missing=3, known_miss=2)
+
+
+def test_lookups_beyond_the_rate_are_refused_without_a_query(
+    store: Store, auth: Authenticator, clock: Clock, counts: Counter[str]
+) -> None:
+    for _ in range(20):
+        with pytest.raises(InvalidApiKey):
+            auth.authenticate(f"Key {unknown_key()}")
+    assert counts == Counter(missing=5, rate_limited=15)
+    clock.now += 0.5  # two and a half tokens at 5/s: two lookups
+    _, key = store.create_key("acme")
+    assert auth.authenticate(f"Key {key}").customer_name == "acme"
+    for _ in range(3):
+        with pytest.raises(InvalidApiKey):
+            auth.authenticate(f"Key {unknown_key()}")
+    assert counts == Counter(found=1, missing=6, rate_limited=17)
+
+
+def test_without_a_lookup_the_snapshot_alone_decides(store: Store) -> None:
+    auth = Authenticator(store.key_hash)
+    auth.load(store.grants())
+    _, key = store.create_key("acme")
+    with pytest.raises(InvalidApiKey):
+        auth.authenticate(f"Key {key}")
