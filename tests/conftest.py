@@ -1,4 +1,4 @@
-"""Fixtures that start real things: the emulator (plain and TLS) on loopback ports."""
+"""Fixtures that start real things: the emulator (plain and TLS) and Redis on loopback ports."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.support.redis_server import RedisServer, start_redis
 from tests.support.servers import RunningServer, start_emulator
 
 
@@ -48,5 +49,13 @@ def tls_emulator(
 ) -> Iterator[RunningServer]:
     """`nxs emulator` over TLS: the Python client forces https."""
     server = start_emulator(tmp_path_factory.mktemp("tls-emulator"), tls=tls_files)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A throw-away `redis-server` for the session (tests keep to their own key namespace)."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()

@@ -85,3 +85,11 @@ def render(error: NxsError) -> bytes:
 
 class Conflict(NxsError):
     status, error_type, detail = 409, "conflict", "Conflict"
+
+
+class SharedStateUnavailable(NxsError):
+    """The shared state (Redis) did not answer and limits fail closed
+    (`NXS_LIMITS_WHEN_REDIS_DOWN=closed`, the default)."""
+
+    status, error_type = 503, "shared_state_unavailable"
+    detail = "Rate limiting is temporarily unavailable — try again shortly"

@@ -120,11 +120,11 @@ def test_a_long_request_does_not_pin_eviction(limiter: InProcessLimiter, clock: 
 
 def test_in_process_limiter_fits_the_async_protocol(limiter: InProcessLimiter) -> None:
     async def use(backend: Limiter) -> tuple[bool, bool]:
-        permit = await backend.acquire([Limit("key:a", max_in_flight=1)])
+        permit = await backend.acquire([Limit("key:a", max_in_flight=1)], "req_1", 60)
         assert isinstance(permit, Permit)
-        blocked = await backend.acquire([Limit("key:a", max_in_flight=1)])
-        await backend.release(permit)
-        again = await backend.acquire([Limit("key:a", max_in_flight=1)])
+        blocked = await backend.acquire([Limit("key:a", max_in_flight=1)], "req_2", 60)
+        await backend.release("req_1")
+        again = await backend.acquire([Limit("key:a", max_in_flight=1)], "req_3", 60)
         return isinstance(blocked, Refusal), isinstance(again, Permit)
 
     assert asyncio.run(use(limiter)) == (True, True)
