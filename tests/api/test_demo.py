@@ -112,6 +112,7 @@ def serving(clone: Clone) -> Iterator[tuple[subprocess.Popen[str], str]]:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(timeout=10)
+        demo.stdout.close()
 
 
 def test_the_printed_curl_works_and_ctrl_c_stops_both_servers(
