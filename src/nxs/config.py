@@ -45,6 +45,7 @@ class Settings:
     """Everything the gateway is configured by."""
 
     database_url: str = "sqlite:///nxs.db"
+    database_pool_size: int = 10  # PostgreSQL connections per process (NXS_DATABASE_POOL_SIZE)
     upstream_url: str | None = None  # e.g. http://127.0.0.1:9100 → {upstream_url}/{host}
     public_url: str | None = None  # base of the URLs NXS hands out; else Host/X-Forwarded-*
     secret_key: str | None = None  # encrypts upstream keys at rest
@@ -77,6 +78,9 @@ class Settings:
         return replace(
             base,
             database_url=env.get("NXS_DATABASE_URL", base.database_url),
+            database_pool_size=int(
+                _positive(env, "NXS_DATABASE_POOL_SIZE", base.database_pool_size)
+            ),
             upstream_url=(env.get("NXS_UPSTREAM_URL") or None),
             public_url=(env.get("NXS_PUBLIC_URL") or None),
             secret_key=(env.get("NXS_SECRET_KEY") or None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -36,10 +37,30 @@ def test_sqlite_urls_name_the_documented_file(url: str, path: Path | None) -> No
     assert parse_url(url).path == path
 
 
-def test_postgresql_is_refused_clearly_without_leaking_the_password() -> None:
-    with pytest.raises(DatabaseError, match="PostgreSQL is not supported yet") as caught:
-        Store.open(Settings(database_url="postgresql://nxs:hunter2@db/nxs"))
+def test_a_postgresql_that_is_down_is_a_clear_error_without_the_password() -> None:
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://nxs:hunter2@127.0.0.1:{port}/nxs"
+    with pytest.raises(
+        DatabaseError, match=r"Cannot connect to postgresql://nxs:\*\*\*@"
+    ) as caught:
+        Store.open(Settings(database_url=url, secret_key="s"))
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://nxs:pw@db:5432/nxs", "postgres://nxs@db/nxs", "postgresql:///nxs?host=/run"],
+)
+def test_postgresql_urls_are_accepted(url: str) -> None:
+    parsed = parse_url(url)
+    assert (parsed.scheme, parsed.path, parsed.url) == ("postgresql", None, url)
+
+
+def test_a_postgresql_url_without_a_database_is_refused() -> None:
+    with pytest.raises(DatabaseError, match="names no database"):
+        parse_url("postgresql://nxs:pw@db:5432")
 
 
 @pytest.mark.parametrize("url", ["mysql://db/nxs", "nxs.db", "sqlite://host/nxs.db"])
@@ -80,7 +101,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     extra = Migration(len(MIGRATIONS) + 1, "future", ("CREATE TABLE future (id TEXT)",))
     migrate(database, (*MIGRATIONS, extra))
     database.close()
-    with pytest.raises(DatabaseError, match="newer than this nxs"):
+    latest = len(MIGRATIONS)
+    refusal = f"database schema is version {latest + 1}, this NXS knows up to {latest}: upgrade NXS"
+    with pytest.raises(DatabaseError, match=refusal):
         Store.open(Settings(database_url=_url(tmp_path)))
 
 

@@ -80,6 +80,7 @@ def _pages(db: Database, table: str, key: str) -> Iterator[list[Row]]:
     one-column key (an index range scan per page), by offset for the composite one."""
     last: object = None
     offset = 0
+    params: tuple[object, ...]
     while True:
         if "," in key:
             sql, params = f"SELECT * FROM {table} ORDER BY {key} LIMIT ? OFFSET ?", (PAGE, offset)

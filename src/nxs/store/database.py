@@ -1,8 +1,8 @@
 """The database seam: a small `Database` protocol, URL parsing, and `connect(url)`.
 
 Domain code writes portable SQL with `?` placeholders and talks only to `Database`;
-each backend translates the paramstyle and its own errors in one place. SQLite is the
-one backend today (`nxs.store.sqlite`); a `postgresql://` URL answers a clear error.
+each backend translates the paramstyle and its own errors in one place: SQLite, the
+embedded default (`nxs.store.sqlite`), and PostgreSQL (`nxs.store.postgres`).
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ class Database(Protocol):
 
 @dataclass(frozen=True)
 class DatabaseUrl:
-    """A parsed `NXS_DATABASE_URL`: `sqlite:///relative.db`, `sqlite:////abs.db`."""
+    """A parsed `NXS_DATABASE_URL`: `sqlite:///relative.db`, `sqlite:////abs.db`, or
+    `postgresql://user:password@host:port/db`."""
 
-    scheme: str
-    path: Path | None  # None for an in-memory SQLite database
+    scheme: str  # "sqlite" or "postgresql"
+    path: Path | None  # None for an in-memory SQLite database and for PostgreSQL
+    url: str = ""  # the PostgreSQL connection URL (with its password: never show it)
 
 
 def parse_url(url: str) -> DatabaseUrl:
@@ -73,17 +75,16 @@ def parse_url(url: str) -> DatabaseUrl:
     except ValueError as exc:
         raise DatabaseError(f"Malformed database URL: {exc}") from exc
     scheme = parts.scheme.lower()
-    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        raise DatabaseError(
-            "PostgreSQL is not supported yet: set NXS_DATABASE_URL to sqlite:///path/to/nxs.db"
-        )
+    if scheme in ("postgres", "postgresql"):
+        return _postgresql(url.strip(), parts.path)
     if scheme != "sqlite":
         raise DatabaseError(
-            f"Unsupported database URL {_redact(url)!r}: expected sqlite:///path/to/nxs.db"
+            f"Unsupported database URL {redact(url)!r}: expected sqlite:///path/to/nxs.db"
+            " or postgresql://user:password@host:port/db"
         )
     if parts.netloc or parts.query or parts.fragment:
         raise DatabaseError(
-            f"Malformed SQLite URL {_redact(url)!r}: use sqlite:///relative/path.db or sqlite:////abs.db"
+            f"Malformed SQLite URL {redact(url)!r}: use sqlite:///relative/path.db or sqlite:////abs.db"
         )
     raw = parts.path[1:] if parts.path.startswith("/") else parts.path
     if raw in ("", ":memory:"):
@@ -91,7 +92,17 @@ def parse_url(url: str) -> DatabaseUrl:
     return DatabaseUrl("sqlite", Path(raw))
 
 
-def _redact(url: str) -> str:
+def _postgresql(url: str, path: str) -> DatabaseUrl:
+    """A PostgreSQL URL must name its database (libpq reads the rest, `?host=` too)."""
+    if path.strip("/") == "":
+        raise DatabaseError(
+            f"PostgreSQL URL {redact(url)!r} names no database:"
+            " use postgresql://user:password@host:port/db"
+        )
+    return DatabaseUrl("postgresql", None, url)
+
+
+def redact(url: str) -> str:
     """A URL with any password removed, safe to show in an error."""
     try:
         parts = urlsplit(url)

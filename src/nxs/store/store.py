@@ -12,7 +12,13 @@ from pathlib import Path
 
 from nxs.config import Settings
 from nxs.store import customers, keys, requests, upstream
-from nxs.store.crypto import SecretBox, check_secret, load_box
+from nxs.store.crypto import (
+    SecretBox,
+    SecretKeyError,
+    check_secret,
+    load_box,
+    read_or_create_secret,
+)
 from nxs.store.database import Database, DatabaseUrl, parse_url
 from nxs.store.migrations import migrate
 from nxs.store.models import (
@@ -24,6 +30,7 @@ from nxs.store.models import (
     UpstreamKey,
     UpstreamState,
 )
+from nxs.store.postgres import DEFAULT_POOL_SIZE, PostgresDatabase
 from nxs.store.sqlite import SqliteDatabase
 
 
@@ -38,10 +45,10 @@ class Store:
     def open(cls, settings: Settings) -> Store:
         """Connect to `settings.database_url`, migrate, and load the secret."""
         url = parse_url(settings.database_url)
-        database = connect(url)
+        database = connect(url, settings.database_pool_size)
         try:
             migrate(database)
-            box = load_box(settings.secret_key, settings.secret_key_file, url.path)
+            box = _load_box(settings, url)
             check_secret(database, box)
         except BaseException:
             database.close()
@@ -183,7 +190,24 @@ class Store:
         self._db.execute("UPDATE store_version SET value = value + 1 WHERE id = 1")
 
 
-def connect(url: DatabaseUrl) -> Database:
-    """The backend for a parsed URL (only SQLite exists; `parse_url` refuses others)."""
+def connect(url: DatabaseUrl, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
+    """The backend for a parsed URL: PostgreSQL (a pool of `pool_size`) or SQLite."""
+    if url.scheme == "postgresql":
+        return PostgresDatabase.open(url.url, pool_size)
     path: Path | None = url.path
     return SqliteDatabase.open(path)
+
+
+def _load_box(settings: Settings, url: DatabaseUrl) -> SecretBox:
+    """The secret box; PostgreSQL has no database folder for a default key file, so it
+    needs `NXS_SECRET_KEY` or `NXS_SECRET_KEY_FILE` (a throw-away secret would lock the
+    sealed upstream keys away from the next process)."""
+    if url.scheme != "postgresql" or settings.secret_key:
+        return load_box(settings.secret_key, settings.secret_key_file, url.path)
+    if settings.secret_key_file is None:
+        raise SecretKeyError(
+            "With PostgreSQL set NXS_SECRET_KEY or NXS_SECRET_KEY_FILE: there is no database"
+            " folder to keep the secret key file in"
+        )
+    path = settings.secret_key_file
+    return SecretBox(read_or_create_secret(path), f"secret key file {path}")

@@ -1,0 +1,204 @@
+"""The PostgreSQL backend of `Database`: psycopg 3 over a `psycopg_pool.ConnectionPool`.
+
+Statements autocommit on a connection borrowed from the pool for that one statement;
+`transaction()` binds one connection to the calling thread until it ends, so nested
+`with db.transaction()` (and every statement inside) joins it, as on SQLite. The `?`
+placeholders of the portable SQL become `%s` once per statement text (cached). A
+PostgreSQL that is down answers `DatabaseError` within seconds (`CONNECT_TIMEOUT_SECONDS`
+to connect, `CHECKOUT_TIMEOUT_SECONDS` to wait for a pooled connection), never a hang.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg
+from psycopg.adapt import Dumper, Loader
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from nxs.store.database import DatabaseError, IntegrityViolation, Params, Row, redact
+
+CONNECT_TIMEOUT_SECONDS: Final = 3
+CHECKOUT_TIMEOUT_SECONDS: Final = 3.0
+DEFAULT_POOL_SIZE: Final = 10
+CACHED_STATEMENTS: Final = 2048  # distinct statement texts whose translation is kept
+
+Connection = psycopg.Connection[Row]
+
+
+class PostgresDatabase:
+    """A `Database` over a pool of PostgreSQL connections (thread-safe; transactions nest)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, pool: ConnectionPool[Connection], label: str, password: str | None) -> None:
+        self._pool = pool
+        self._label = label
+        self._password = password
+        self._local = threading.local()  # .connection and .depth of this thread's transaction
+        self._sql: dict[str, str] = {}
+
+    @classmethod
+    def open(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresDatabase:
+        """Connect to `url` (`postgresql://user:password@host:port/db`); a server that is
+        down or refuses the login is a `DatabaseError` naming the URL without its password."""
+        label = redact(url)
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+        database = cls(_pool(url, pool_size), label, str(password) if password else None)
+        try:
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()  # clear errors
+            database._pool.open(wait=True, timeout=CHECKOUT_TIMEOUT_SECONDS)
+        except (psycopg.Error, PoolTimeout) as exc:
+            database._pool.close()
+            raise DatabaseError(f"Cannot connect to {label}: {database._scrub(exc)}") from exc
+        return database
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        with self._cursor() as cursor:
+            cursor.execute(self._translated_sql(sql), tuple(params))
+            return cursor.rowcount
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
+        with self._cursor() as cursor:
+            cursor.executemany(self._translated_sql(sql), [tuple(row) for row in rows])
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        with self._cursor() as cursor:
+            cursor.execute(self._translated_sql(sql), tuple(params))
+            return cursor.fetchone()
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        with self._cursor() as cursor:
+            cursor.execute(self._translated_sql(sql), tuple(params))
+            return cursor.fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        local = self._local
+        if getattr(local, "connection", None) is not None:
+            yield  # joins the transaction this thread already holds
+            return
+        with self._borrowed() as connection:
+            local.connection = connection
+            try:
+                with self._errors(), connection.transaction():
+                    yield
+            finally:
+                local.connection = None
+
+    def offload_checkpoints(self) -> None:
+        """Nothing to do: PostgreSQL's checkpointer is a server process of its own."""
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[Row]]:
+        """A cursor on this thread's transaction, else on a connection borrowed for one
+        statement (autocommit)."""
+        held: Connection | None = getattr(self._local, "connection", None)
+        if held is not None:
+            with self._errors(), held.cursor() as cursor:
+                yield cursor
+            return
+        with self._borrowed() as connection, self._errors(), connection.cursor() as cursor:
+            yield cursor
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[Connection]:
+        try:
+            with self._pool.connection(timeout=CHECKOUT_TIMEOUT_SECONDS) as connection:
+                yield connection
+        except PoolTimeout as exc:
+            raise DatabaseError(
+                f"Database unavailable ({self._label}): no connection within"
+                f" {CHECKOUT_TIMEOUT_SECONDS:g} s"
+            ) from exc
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate psycopg's exceptions into the backend-neutral ones."""
+        try:
+            yield
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityViolation(self._scrub(exc)) from exc
+        except psycopg.Error as exc:
+            raise DatabaseError(f"Database error ({self._label}): {self._scrub(exc)}") from exc
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc).strip()
+        return text.replace(self._password, "***") if self._password else text
+
+    def _translated_sql(self, sql: str) -> str:
+        translated = self._sql.get(sql)
+        if translated is None:
+            if len(self._sql) >= CACHED_STATEMENTS:
+                self._sql.clear()
+            translated = self._sql[sql] = translate_placeholders(sql)
+        return translated
+
+
+def translate_placeholders(sql: str) -> str:
+    """`?` → `%s` and `%` → `%%` outside quoted strings and identifiers; a `%` inside a
+    literal is doubled too (psycopg reads every `%` of a statement that has parameters)."""
+    out: list[str] = []
+    quote: str | None = None
+    for char in sql:
+        if char == "%":
+            out.append("%%")
+            continue
+        if quote is not None:
+            if char == quote:
+                quote = None  # a doubled quote closes and reopens: same result
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "?":
+            out.append("%s")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def _pool(url: str, size: int) -> ConnectionPool[Connection]:
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max(1, size),
+        open=False,
+        name="nxs",
+        timeout=CHECKOUT_TIMEOUT_SECONDS,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        },
+        configure=_configure,
+    )
+
+
+def _configure(connection: psycopg.Connection[Any]) -> None:
+    """Values as the repositories get them from SQLite: True/False stored as 1/0, and the
+    NUMERIC of `SUM(integer)` read back as an int (a float if it has a fraction)."""
+    connection.adapters.register_dumper(bool, _BoolAsInt)
+    connection.adapters.register_loader("numeric", _NumberLoader)
+
+
+class _BoolAsInt(Dumper):
+    oid = psycopg.postgres.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _NumberLoader(Loader):
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        return float(text) if "." in text or "e" in text.lower() else int(text)
