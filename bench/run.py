@@ -185,7 +185,9 @@ def run_rounds(contenders: list[Contender], rounds: int, seconds: float) -> list
     return samples
 
 
-def wrk(contender: Contender, connections: int, seconds: float) -> Sample:
+def wrk(
+    contender: Contender, connections: int, seconds: float, script: Path = BENCH / "post.lua"
+) -> Sample:
     threads = "1"
     cmd = ["taskset", "-c", "1", "wrk", "-t", threads, "-c", str(connections)]
     cmd += [
@@ -195,7 +197,7 @@ def wrk(contender: Contender, connections: int, seconds: float) -> Sample:
         "--timeout",
         "10s",
         "-s",
-        str(BENCH / "post.lua"),
+        str(script),
     ]
     before = cpu_seconds(contender.pgid)
     out = subprocess.run(
