@@ -68,6 +68,14 @@ def first_curl(stdout: str) -> str:
     return match.group(1)
 
 
+def readme_block(clone: Path, heading: str) -> str:
+    """The first ```bash block of the README after `heading`."""
+    readme = (clone / "README.md").read_text()
+    match = re.search(rf"^{re.escape(heading)}$.*?^```bash\n(.*?)^```", readme, re.M | re.S)
+    assert match is not None, heading
+    return match.group(1)
+
+
 def gateway_port(stdout: str) -> int:
     match = re.search(r"^NXS gateway: http://127\.0\.0\.1:(\d+)", stdout, re.MULTILINE)
     assert match is not None, stdout
@@ -132,3 +140,19 @@ def test_the_printed_curl_works_and_ctrl_c_stops_both_servers(
         os.killpg(demo.pid, 0)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", gateway_port(printed)), timeout=2).close()
+
+
+def test_the_readme_billing_commands_run_as_written_against_the_demo(
+    clone: Clone, serving: tuple[subprocess.Popen[str], str]
+) -> None:
+    block = readme_block(clone.folder, "## Billing in one screen")
+    done = subprocess.run(
+        ["bash", "-e", "-c", block],
+        cwd=clone.folder,
+        env=clone.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Granted 12.50 USD to 'acme'" in done.stdout
