@@ -8,12 +8,15 @@ takes one, for real (short TTLs) on Redis.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.support.redis_server import RedisServer
+from tests.support.servers import ROOT
 from tests.support.state_cluster import Cluster, in_process, redis, sqlite
 
 from nxs.state.keys import IDLE
@@ -200,3 +203,19 @@ def test_a_notice_reaches_every_subscribed_worker_within_a_second(cluster: Clust
             await subscription.close()
 
     cluster.run(scenario)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_rpm_is_exact_across_worker_processes(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        target = str(tmp_path / "nxs.db-state")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        target = f"{server.url} nxs:test-{tmp_path.name}:"
+    command = [sys.executable, "-m", "tests.support.state_worker", kind, target, "10"]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT) for _ in range(4)]
+    outputs = [worker.communicate(timeout=60)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0, 0]
+    assert sum(int(output) for output in outputs) == 10

@@ -27,7 +27,8 @@ from nxs.state.keys import IDLE, KeyLoad
 from nxs.state.limits import Limit, Permit, Refusal, in_flight_refusal, refilled, rpm_refusal
 from nxs.state.notices import Callback, deliver
 
-BUSY_TIMEOUT_MS: Final = 250
+BUSY_TIMEOUT_MS: Final = 250  # a lock held longer is a 503, never a hang
+SETUP_TIMEOUT_MS: Final = 10_000
 POLL_SECONDS: Final = 0.1  # how often a subscriber looks for a new notice
 PRUNE_EVERY: Final = 1024  # acquires between sweeps of idle buckets
 SCHEMA: Final = """
@@ -62,7 +63,7 @@ class SqliteState:
 
     def __post_init__(self) -> None:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute(f"PRAGMA busy_timeout = {SETUP_TIMEOUT_MS}")  # workers start at once
         with self._locked():
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = OFF")
@@ -70,6 +71,7 @@ class SqliteState:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     async def close(self) -> None:
         for task in list(self._tasks):
