@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from nxs.store.migrations import migrate
+from nxs.store.postgres import PostgresDatabase
+from tests.support.postgres_server import PostgresServer, start_postgres
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.servers import RunningServer, start_emulator
 
@@ -59,3 +62,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test session on a free loopback port."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresServer) -> str:
+    """A database migrated once, which each test's database is cloned from."""
+    name = postgres.create_database()
+    database = PostgresDatabase.open(postgres.url(name))
+    migrate(database)
+    database.close()
+    return name

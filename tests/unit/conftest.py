@@ -1,21 +1,53 @@
-"""Fixtures shared by the unit tests that need a real store."""
+"""Fixtures shared by the unit tests that need a real store: one migrated database per
+test, on each backend (`sqlite` and `postgres`), so the storage contract runs on both."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from nxs.store.database import Database
+from nxs.store.database import Database, parse_url
 from nxs.store.migrations import migrate
 from nxs.store.sqlite import SqliteDatabase
+from nxs.store.store import connect
+
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a migrated database of this test's own: a SQLite file, or a PostgreSQL
+    database cloned from the session's migrated template."""
+    if request.param == "sqlite":
+        database = SqliteDatabase.open(tmp_path / "nxs.db")
+        migrate(database)
+        database.close()
+        yield f"sqlite:///{tmp_path / 'nxs.db'}"
+        return
+    server = request.getfixturevalue("postgres")
+    name = server.create_database(template=request.getfixturevalue("postgres_template"))
+    yield server.url(name)
+    server.drop_database(name)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """A migrated SQLite file of its own."""
-    database = SqliteDatabase.open(tmp_path / "nxs.db")
-    migrate(database)
-    yield database
-    database.close()
+def open_db(database_url: str) -> Iterator[Callable[[], Database]]:
+    """Opens connections to this test's database (another worker's, another process's);
+    all are closed after the test."""
+    opened: list[Database] = []
+
+    def open_one() -> Database:
+        opened.append(connect(parse_url(database_url)))
+        return opened[-1]
+
+    yield open_one
+    for database in opened:
+        database.close()
+
+
+@pytest.fixture
+def db(open_db: Callable[[], Database]) -> Database:
+    """A migrated database of its own, on each backend."""
+    return open_db()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,6 @@ from nxs.billing.pricing import PriceRule, Unit
 from nxs.billing.settle import Outcome, settle
 from nxs.store import customers
 from nxs.store.database import Database
-from nxs.store.migrations import migrate
-from nxs.store.sqlite import SqliteDatabase
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
 TTL = 3600.0
@@ -132,10 +129,11 @@ def test_a_released_hold_is_not_settled_again_by_a_later_answer(db: Database) ->
     assert balance(db, cid) == ("1.00", "0.00")
 
 
-def test_two_workers_releasing_the_same_holds_return_each_once(tmp_path: Path) -> None:
-    first = SqliteDatabase.open(tmp_path / "nxs.db")
-    migrate(first)
-    second = SqliteDatabase.open(tmp_path / "nxs.db")  # another worker's connection
+def test_two_workers_releasing_the_same_holds_return_each_once(
+    open_db: Callable[[], Database],
+) -> None:
+    first = open_db()
+    second = open_db()  # another worker's connection
     cid = prepaid(first)
     for n in range(3):
         held(first, cid, f"old{n}", age=TTL + n, amount="0.10")

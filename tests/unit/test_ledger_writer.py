@@ -6,11 +6,10 @@ request; a batch stays open a few loop turns, and `stop()` commits what is queue
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,6 @@ from nxs.billing.settle import Settlement, UnitsSource, Verdict
 from nxs.billing.writer import COMMIT_TURNS, ROWS_PER_INSERT, LedgerWriter
 from nxs.store import customers
 from nxs.store.database import Database, IntegrityViolation, Params, Row
-from nxs.store.sqlite import SqliteDatabase
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
 
@@ -144,10 +142,10 @@ def settled_row(customer_id: str, n: int, entry_id: str | None = None) -> ledger
 
 
 def stored_rows(db: Database) -> list[Row]:
-    """The ledger in insertion order."""
+    """The ledger in insertion order (each row is created a second after the one before)."""
     return db.fetch_all(
         "SELECT id, request_id, units, estimated_units, cost_micros, created_at"
-        " FROM ledger ORDER BY rowid"
+        " FROM ledger ORDER BY created_at, id"
     )
 
 
@@ -254,7 +252,7 @@ def test_a_write_queued_after_the_flush_gets_its_own_commit(db: Database) -> Non
     assert [r["id"] for r in stored_rows(db)] == ["led_000", "led_001", "led_002"]
 
 
-def test_stop_commits_what_is_queued(db: Database, tmp_path: Path) -> None:
+def test_stop_commits_what_is_queued(db: Database, open_db: Callable[[], Database]) -> None:
     cid = new_customer(db)
 
     async def main() -> list[bool]:
@@ -271,9 +269,6 @@ def test_stop_commits_what_is_queued(db: Database, tmp_path: Path) -> None:
         return done
 
     assert asyncio.run(main()) == [True, True, True]
-    other = SqliteDatabase.open(tmp_path / "nxs.db")  # a second connection sees the commit
-    try:
-        assert [r["id"] for r in stored_rows(other)] == ["led_000", "led_001", "led_002"]
-        assert catalog.get_balance(other, cid).available == Money.parse("2")
-    finally:
-        other.close()
+    other = open_db()  # a second connection sees the commit
+    assert [r["id"] for r in stored_rows(other)] == ["led_000", "led_001", "led_002"]
+    assert catalog.get_balance(other, cid).available == Money.parse("2")

@@ -9,7 +9,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from aiohttp import web
 from tests.support.servers import free_port
@@ -18,10 +17,8 @@ from nxs.relay import Relay, RelayConfig, apply_relay_schema
 from nxs.relay.callbacks import Callbacks
 from nxs.relay.outbox import Delivery
 from nxs.relay.worker import WorkerConfig
-from nxs.store.crypto import load_box
-from nxs.store.database import parse_url
-from nxs.store.migrations import migrate
-from nxs.store.store import connect
+from nxs.store.crypto import SecretBox
+from nxs.store.database import Database
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,20 +39,16 @@ async def receiver(handler: Handler) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def relay_with(
-    tmp_path: Path, worker: WorkerConfig
+    database: Database, worker: WorkerConfig
 ) -> AsyncIterator[tuple[Relay, Callbacks]]:
-    url = parse_url(f"sqlite:///{tmp_path / 'nxs.db'}")
-    database = connect(url)
-    migrate(database)
     apply_relay_schema(database)
     config = RelayConfig("http://127.0.0.1:9", "http://127.0.0.1:9/jwks", True, worker=worker)
-    relay = Relay(database, load_box(None, None, url.path), config)
+    relay = Relay(database, SecretBox("relay-test-secret", "a test secret"), config)
     await relay.start()
     try:
         yield relay, Callbacks(database, "http://127.0.0.1:9", allow_private=True)
     finally:
         await relay.stop()
-        database.close()
 
 
 def enqueue(relay: Relay, callbacks: Callbacks, target: str, request_id: str) -> None:
@@ -73,7 +66,7 @@ async def settled(relay: Relay, count: int) -> list[Delivery]:
     raise AssertionError(f"fewer than {count} deliveries finished")
 
 
-def test_failing_receiver_gets_ten_tries_then_the_delivery_is_failed(tmp_path: Path) -> None:
+def test_failing_receiver_gets_ten_tries_then_the_delivery_is_failed(db: Database) -> None:
     posts: list[str] = []
 
     async def always_500(request: web.Request) -> web.Response:
@@ -82,7 +75,7 @@ def test_failing_receiver_gets_ten_tries_then_the_delivery_is_failed(tmp_path: P
 
     async def scenario() -> tuple[Delivery, list[tuple[int, int | None, str | None]]]:
         worker = WorkerConfig(retry_delays=(0.02,) * 9, allow_private=True, idle_poll_seconds=0.1)
-        async with receiver(always_500) as url, relay_with(tmp_path, worker) as (relay, cbs):
+        async with receiver(always_500) as url, relay_with(db, worker) as (relay, cbs):
             enqueue(relay, cbs, url, "req-1")
             (delivery,) = await settled(relay, 1)
             attempts = relay.outbox.attempts(delivery.id)
@@ -94,7 +87,7 @@ def test_failing_receiver_gets_ten_tries_then_the_delivery_is_failed(tmp_path: P
     assert posts == ["req-1"] * 10
 
 
-def test_slow_receiver_sees_at_most_max_concurrency_deliveries(tmp_path: Path) -> None:
+def test_slow_receiver_sees_at_most_max_concurrency_deliveries(db: Database) -> None:
     active: list[int] = [0, 0]  # now, highest
 
     async def slow(request: web.Request) -> web.Response:
@@ -106,7 +99,7 @@ def test_slow_receiver_sees_at_most_max_concurrency_deliveries(tmp_path: Path) -
 
     async def scenario() -> list[Delivery]:
         worker = WorkerConfig(max_concurrency=2, allow_private=True, idle_poll_seconds=0.1)
-        async with receiver(slow) as url, relay_with(tmp_path, worker) as (relay, cbs):
+        async with receiver(slow) as url, relay_with(db, worker) as (relay, cbs):
             for n in range(6):
                 enqueue(relay, cbs, url, f"req-{n}")
             return await settled(relay, 6)

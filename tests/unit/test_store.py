@@ -1,4 +1,4 @@
-"""The store's customers, customer keys, grants and version, on a real SQLite file."""
+"""The store's customers, customer keys, grants and version, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from nxs.store.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(Settings(database_url=f"sqlite:///{tmp_path / 'nxs.db'}")) as opened:
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, secret_key_file=tmp_path / "nxs.secret")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with Store.open(settings) as opened:
         yield opened
 
 
@@ -63,9 +68,10 @@ def test_new_key_has_the_documented_shape(store: Store) -> None:
     assert Store.key_hash(plaintext) in store.grants()
 
 
-def test_key_plaintext_is_not_stored(tmp_path: Path, store: Store) -> None:
-    store.create_customer("acme")
-    _, plaintext = store.create_key("acme")
+def test_key_plaintext_is_not_stored(tmp_path: Path) -> None:
+    with Store.open(Settings(database_url=f"sqlite:///{tmp_path / 'nxs.db'}")) as store:
+        store.create_customer("acme")
+        _, plaintext = store.create_key("acme")
     assert plaintext.encode() not in _raw_database(tmp_path)
     assert Store.key_hash(plaintext).encode() in _raw_database(tmp_path)
 
@@ -154,12 +160,11 @@ def test_queued_request_id_is_recorded_once(store: Store) -> None:
         store.record_queued(request)
 
 
-def test_queued_request_survives_reopening(tmp_path: Path, store: Store) -> None:
+def test_queued_request_survives_reopening(settings: Settings, store: Store) -> None:
     customer = store.create_customer("acme")
     key, _ = store.create_key("acme")
     store.record_queued(QueuedRequest("req-1", customer.id, key.id, "up_1", "a/b", time.time()))
-    url = f"sqlite:///{tmp_path / 'nxs.db'}"
-    with Store.open(Settings(database_url=url)) as other:
+    with Store.open(settings) as other:
         found = other.find_queued("req-1")
     assert found is not None and found.endpoint == "a/b"
 

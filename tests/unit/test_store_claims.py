@@ -1,33 +1,26 @@
 """Claims and job leases between processes sharing one database: two connections to one
-file stand for two workers (or replicas); what one claims the other does not get, a job
-lease has one holder until it lapses."""
+database (SQLite and PostgreSQL) stand for two workers (or replicas); what one claims the
+other does not get, a job lease has one holder until it lapses."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from nxs.store.claims import claim_due, hold_lease
 from nxs.store.database import Database
-from nxs.store.migrations import migrate
-from nxs.store.sqlite import SqliteDatabase
 
 SELECT = "SELECT id FROM jobs WHERE due_at <= ? ORDER BY due_at LIMIT ?"
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[Database, Database]]:
-    first = SqliteDatabase.open(tmp_path / "nxs.db")
-    migrate(first)
+def pair(open_db: Callable[[], Database]) -> tuple[Database, Database]:
+    first = open_db()
     first.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, due_at DOUBLE PRECISION)")
-    second = SqliteDatabase.open(tmp_path / "nxs.db")
-    yield first, second
-    first.close()
-    second.close()
+    return first, open_db()
 
 
 def claim(db: Database, limit: int, lease: float = 60.0) -> list[str]:

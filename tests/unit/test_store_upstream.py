@@ -21,8 +21,10 @@ def _settings(folder: Path, secret_key: str | None = None) -> Settings:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(_settings(tmp_path)) as opened:
+def store(database_url: str, tmp_path: Path) -> Iterator[Store]:
+    """A store on each backend (the tests of key files below open SQLite files)."""
+    settings = Settings(database_url=database_url, secret_key_file=tmp_path / "nxs.secret")
+    with Store.open(settings) as opened:
         yield opened
 
 
@@ -93,10 +95,10 @@ def test_remove_and_enable_of_unknown_name_are_not_found(store: Store) -> None:
         store.enable_upstream("ghost")
 
 
-def test_secret_is_encrypted_at_rest(tmp_path: Path, store: Store) -> None:
-    store.add_upstream("main", SECRET)
-    assert SECRET.encode() not in _raw_files(tmp_path)
-    store.close()
+def test_secret_is_encrypted_at_rest(tmp_path: Path) -> None:
+    with Store.open(_settings(tmp_path)) as store:
+        store.add_upstream("main", SECRET)
+        assert SECRET.encode() not in _raw_files(tmp_path)
     assert SECRET.encode() not in _raw_files(tmp_path)
 
 
