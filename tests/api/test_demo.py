@@ -82,12 +82,18 @@ def gateway_port(stdout: str) -> int:
     return int(match.group(1))
 
 
+def assert_closed(port: int) -> None:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 def test_first_run_in_a_fresh_clone_answers_a_real_call(clone: Clone) -> None:
     assert clone.first_run.returncode == 0, clone.first_run.stderr
     assert key_of(clone.first_run.stdout).startswith("nxs_")
     result = json.loads(clone.first_run.stdout.strip().splitlines()[-1])
     assert (result["images"][0]["width"], result["seed"]) == (512, 7)
     assert (clone.folder / ".demo" / "nxs.secret").stat().st_mode & 0o777 == 0o600
+    assert_closed(gateway_port(clone.first_run.stdout))  # --once stopped its servers
 
 
 def test_second_run_reuses_the_demo_key(clone: Clone) -> None:
@@ -138,8 +144,7 @@ def test_the_printed_curl_works_and_ctrl_c_stops_both_servers(
     assert demo.wait(timeout=20) == 130
     with pytest.raises(ProcessLookupError):  # nothing of the demo's group is left
         os.killpg(demo.pid, 0)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", gateway_port(printed)), timeout=2).close()
+    assert_closed(gateway_port(printed))
 
 
 def test_the_readme_billing_commands_run_as_written_against_the_demo(
