@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from nxs import __version__
 from nxs.admin import cli as admin_cli
+from nxs.admin import db_cli
 from nxs.emulator import cli as emulator_cli
 from nxs.gateway import cli as gateway_cli
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_cli.add_commands(commands)
     gateway_cli.add_commands(commands)
     admin_cli.add_commands(commands)
+    db_cli.add_commands(commands)  # nxs db upgrade | status
     return parser
 
 

@@ -9,7 +9,9 @@ import argparse
 from typing import Any
 
 from nxs.config import Settings
+from nxs.errors import NxsError
 from nxs.gateway.server import ServeOptions, serve
+from nxs.store.store import upgrade_schema
 
 
 def add_commands(subparsers: Any) -> None:
@@ -32,9 +34,13 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise SystemExit("nxs serve: --workers must be at least 1")
     try:
-        Settings.from_env()  # each worker reads them again; refuse bad ones before starting
+        settings = Settings.from_env()  # each worker reads them again; refuse bad ones now
     except ValueError as error:
         raise SystemExit(f"nxs serve: invalid NXS_ setting: {error}") from None
+    try:
+        upgrade_schema(settings)  # once, here: the workers then find nothing to migrate
+    except NxsError as error:
+        raise SystemExit(f"nxs serve: {error}") from None
     options = ServeOptions(
         host=args.host,
         port=args.port,

@@ -198,6 +198,16 @@ def connect(url: DatabaseUrl, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
     return SqliteDatabase.open(path)
 
 
+def upgrade_schema(settings: Settings) -> list[int]:
+    """Apply pending migrations to the configured database and close it (`nxs serve` does
+    this once before it starts its workers, so they find nothing left to migrate)."""
+    database = connect(parse_url(settings.database_url), 1)
+    try:
+        return migrate(database)
+    finally:
+        database.close()
+
+
 def _load_box(settings: Settings, url: DatabaseUrl) -> SecretBox:
     """The secret box; PostgreSQL has no database folder for a default key file, so it
     needs `NXS_SECRET_KEY` or `NXS_SECRET_KEY_FILE` (a throw-away secret would lock the
