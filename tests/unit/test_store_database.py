@@ -172,3 +172,10 @@ def test_offloaded_checkpoints_empty_the_wal_without_the_writers_commits(tmp_pat
     assert eventually(lambda: (tmp_path / "nxs.db").stat().st_size > 1_000_000, seconds=5.0)
     db.close()
     assert not [t for t in threading.enumerate() if t.name == "nxs-wal-checkpoint"]
+
+
+def test_a_client_sees_503_without_the_operator_message() -> None:
+    error = DatabaseError("Cannot connect to postgresql://nxs:***@db.internal:5432/nxs")
+    assert error.status == 503
+    assert error.body() == {"detail": "Database unavailable", "error_type": "database_unavailable"}
+    assert "db.internal" in str(error)  # the CLI and the logs still say what failed

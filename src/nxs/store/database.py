@@ -21,9 +21,14 @@ Params = Sequence[Any]
 
 
 class DatabaseError(NxsError):
-    """The database cannot be opened or used (bad URL, unreadable file, locked too long)."""
+    """The database cannot be opened or used (bad URL, unreadable file, locked too long,
+    PostgreSQL down). The message is for the operator (CLI, logs); a client gets 503 with
+    a fixed detail that names no host or database."""
 
-    status, error_type, detail = 500, "database_error", "Database error"
+    status, error_type, detail = 503, "database_unavailable", "Database unavailable"
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": type(self).detail, "error_type": self.error_type}
 
 
 class IntegrityViolation(Exception):
