@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support.postgres_server import PostgresServer
 
+from nxs.admin import audit
 from nxs.store import copy as db_copy
 from nxs.store.database import Database, DatabaseError
 from nxs.store.migrations import migrate
+from nxs.store.postgres import PostgresDatabase
 from nxs.store.sqlite import SqliteDatabase
 
 
@@ -54,3 +57,30 @@ def test_a_source_behind_the_code_is_refused(tmp_path: Path) -> None:
     migrate(source, db_copy.MIGRATIONS[:3])
     with pytest.raises(DatabaseError, match="run `nxs db upgrade`"):
         db_copy.copy_database(source, fresh(tmp_path / "b.db"))
+
+
+def test_a_sqlite_installation_moves_to_postgresql_and_keeps_numbering_audit_entries(
+    tmp_path: Path, postgres: PostgresServer, postgres_template: str
+) -> None:
+    source = fresh(tmp_path / "nxs.db")
+    source.execute("INSERT INTO customers VALUES ('cus_1', 'acme', 'active', 1.5, 1.5)")
+    for action in ("customers.create", "keys.create"):
+        audit.record(source, audit.CLI, action, "acme")
+    name = postgres.create_database(template=postgres_template)
+    target = PostgresDatabase.open(postgres.url(name))
+    try:
+        db_copy.copy_database(source, target)
+        audit.record(target, audit.CLI, "customers.suspend", "acme")  # numbered after the copy
+        rows = target.fetch_all("SELECT id, action FROM audit_log ORDER BY id")
+        customers = target.fetch_all("SELECT * FROM customers")
+    finally:
+        target.close()
+        postgres.drop_database(name)
+    assert [(row["id"], row["action"]) for row in rows] == [
+        (1, "customers.create"),
+        (2, "keys.create"),
+        (3, "customers.suspend"),
+    ]
+    assert customers == [
+        {"id": "cus_1", "name": "acme", "status": "active", "created_at": 1.5, "updated_at": 1.5}
+    ]

@@ -59,7 +59,18 @@ def copy_database(source: Database, target: Database, progress: Progress | None 
             copied += count
             if progress is not None:
                 progress(table, count)
+        _continue_numbering(target)
     return copied
+
+
+def _continue_numbering(target: Database) -> None:
+    """PostgreSQL numbers audit entries from a sequence that copied ids did not advance:
+    move it past the highest copied id (SQLite numbers from the table itself)."""
+    if target.dialect == "postgresql":
+        target.fetch_one(
+            "SELECT setval(pg_get_serial_sequence('audit_log', 'id'),"
+            " COALESCE(MAX(id), 0) + 1, false) FROM audit_log"
+        )
 
 
 def _copy_table(source: Database, target: Database, table: str, key: str) -> int:
