@@ -68,6 +68,7 @@ class Settings:
     realtime_idle_seconds: float = 300.0  # a realtime session with no frame is closed
     redis_url: str | None = None  # shared state of every worker and replica (nxs.state)
     limits_when_redis_down: str = "closed"  # closed: 503; open: admit without counting
+    workers: int = 1  # worker processes of this replica (NXS_WORKERS, set by `nxs serve`)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -115,6 +116,7 @@ class Settings:
             limits_when_redis_down=_choice(
                 env, "NXS_LIMITS_WHEN_REDIS_DOWN", ("closed", "open"), base.limits_when_redis_down
             ),
+            workers=int(_positive(env, "NXS_WORKERS", base.workers)),
         )
 
     def upstream_base(self, host: str) -> str:

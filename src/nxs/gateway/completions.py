@@ -81,7 +81,7 @@ async def finish(
 
     changed = await meter.writer.run(operation)
     if entry.request_id is not None:
-        meter.release_request(entry.request_id)
+        meter.release_request(entry.request_id, entry.id)
     return changed
 
 

@@ -1,7 +1,7 @@
 """Billing on the hot path: admit (plan, price, limits, idempotency, reserve), then settle.
 
 Order (docs/billing-design.md §4): access and price from the request's tariff (worked
-out once per store version, `nxs.gateway.tariffs`), limits in process, then one
+out once per store version, `nxs.gateway.tariffs`), limits (`nxs.state`), then one
 group-committed write for the idempotency claim and the reservation (skipped on metered
 plans without an Idempotency-Key). Answers write the ledger before they are released; a
 metered request costs exactly one ledger insert (`ran_response`'s fast path).
@@ -9,6 +9,7 @@ metered request costs exactly one ledger insert (`ran_response`'s fast path).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from nxs.billing.catalog import BillingSnapshot, load_snapshot
 from nxs.billing.estimate import at_least_a_micro, defaults_for, estimate_units
 from nxs.billing.idempotency import fingerprint
 from nxs.billing.ledger import Columns, Entry
-from nxs.billing.limits import InProcessLimiter, Permit
+from nxs.billing.limits import InProcessLimiter, Limiter, Permit
 from nxs.billing.money import Money, charge
 from nxs.billing.outcomes import REQUEST_ID_HEADER, outcome_of_run, outcome_of_submit
 from nxs.billing.plans import CreditMode, check_access
@@ -41,6 +42,7 @@ from nxs.gateway.forward import SMALL_BODY
 from nxs.gateway.routes import Route
 from nxs.gateway.tariffs import BODY_UNITS, Tariff, Tariffs
 from nxs.gateway.tickets import Ticket
+from nxs.state.leases import queued_lease_seconds, run_lease_seconds
 from nxs.store.database import Database
 from nxs.store.models import KeyGrant
 
@@ -59,7 +61,10 @@ class Meter:
     enabled: bool = True
     first_check: float = 60.0  # seconds until the reconciler first asks about a submit
     snapshot: BillingSnapshot = field(default_factory=BillingSnapshot)
-    limiter: InProcessLimiter = field(default_factory=InProcessLimiter)
+    limiter: Limiter = field(default_factory=InProcessLimiter)  # nxs.state: shared or not
+    run_lease: float = run_lease_seconds(600.0)  # in-flight lease of a run, seconds
+    queued_lease: float = queued_lease_seconds()  # … of a queued request, until its end
+    releases: set[asyncio.Task[None]] = field(default_factory=set)  # shared releases under way
     permits: dict[str, tuple[Permit, float]] = field(default_factory=dict)
     open: dict[str, Entry] = field(default_factory=dict)
     closed: dict[str, None] = field(default_factory=dict)  # recently settled request ids
@@ -75,6 +80,7 @@ class Meter:
         self.writer.start()
 
     async def stop(self) -> None:
+        await asyncio.gather(*self.releases, return_exceptions=True)
         await self.writer.stop()
 
     def reload(self) -> None:
@@ -104,7 +110,9 @@ class Meter:
         if entry.estimated_units < 0:  # metered run: estimated only if fal bills no units
             ticket.request_body = body
         if plan.rpm is not None or plan.max_in_flight is not None:
-            admitted = self.limiter.try_acquire(plan.limits(grant.customer_id, grant.key_id))
+            ttl = self.queued_lease if kind == "queue" else self.run_lease
+            limits = plan.limits(grant.customer_id, grant.key_id)
+            admitted = await self.limiter.acquire(limits, entry.id, ttl)  # any worker frees it
             if not isinstance(admitted, Permit):
                 raise admitted.error()
             ticket.permit = admitted
@@ -397,18 +405,31 @@ class Meter:
             self.permits[request_id] = (permit, time.monotonic())
 
     def _release(self, permit: Permit | None) -> None:
-        if permit is not None:
-            self.limiter.release_now(permit)
+        if permit is not None and not permit.released:
+            permit.released = True
+            self.free(permit.lease_id)
 
-    def release_request(self, request_id: str) -> None:
-        """The queued request ended: forget it and free its in-flight slot."""
+    def free(self, lease_id: str) -> None:
+        """Free an in-flight lease now (in process) or in a task (shared: any worker's)."""
+        if isinstance(self.limiter, InProcessLimiter):
+            self.limiter.release_now(lease_id)
+            return
+        task = asyncio.get_running_loop().create_task(self.limiter.release(lease_id))
+        self.releases.add(task)
+        task.add_done_callback(self.releases.discard)
+
+    def release_request(self, request_id: str, lease_id: str | None = None) -> None:
+        """The queued request ended: forget it and free its in-flight slot (`lease_id`, the
+        ledger entry's id, frees it even when another worker admitted the request)."""
         self.open.pop(request_id, None)
         if len(self.closed) >= MEMORY_LIMIT:
             del self.closed[next(iter(self.closed))]
         self.closed[request_id] = None
         held = self.permits.pop(request_id, None)
         if held is not None:
-            self.limiter.release_now(held[0])
+            self._release(held[0])
+        elif lease_id is not None:
+            self.free(lease_id)
 
     def sweep(self) -> None:
         """Free in-flight slots of queued requests older than an hour (lost or abandoned)."""

@@ -55,7 +55,7 @@ class RealtimeBilling:
         plan, subscription = meter.snapshot.plan_of(customer_id)
         check_access(plan, subscription, endpoint, datetime.now(UTC))
         entry = self._entry(customer_id, key_id, endpoint, plan)
-        permit = self._acquire(plan, customer_id, key_id)
+        permit = await self._acquire(plan, customer_id, key_id, entry.id)
         if not plan.requires_credit:
             return RealtimeSession(entry, permit, written=False)
         monthly = plan.monthly_credit if plan.mode is CreditMode.MONTHLY else None
@@ -126,18 +126,24 @@ class RealtimeBilling:
             request_id=f"{SESSION_PREFIX}{session_id}",
         )
 
-    def _acquire(self, plan: Plan, customer_id: str, key_id: str) -> Permit | None:
-        """One request in flight while the session is open (per customer, and per key)."""
+    async def _acquire(
+        self, plan: Plan, customer_id: str, key_id: str, lease_id: str
+    ) -> Permit | None:
+        """One request in flight while the session is open (per customer, and per key); the
+        lease lasts as long as a queued request's (a longer session outlives its slot)."""
         if plan.rpm is None and plan.max_in_flight is None:
             return None
-        admitted = self._meter.limiter.try_acquire(plan.limits(customer_id, key_id))
+        limits = plan.limits(customer_id, key_id)
+        meter = self._meter
+        admitted = await meter.limiter.acquire(limits, lease_id, meter.queued_lease)
         if not isinstance(admitted, Permit):
             raise admitted.error()
         return admitted
 
     def _release(self, permit: Permit | None) -> None:
-        if permit is not None:
-            self._meter.limiter.release_now(permit)
+        if permit is not None and not permit.released:
+            permit.released = True
+            self._meter.free(permit.lease_id)
 
 
 def settlement_of(entry: Entry, results: int) -> Settlement:

@@ -7,6 +7,7 @@ Once a worker has started, its startup heap is frozen out of the cyclic GC's rea
 from __future__ import annotations
 
 import gc
+import os
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -69,6 +70,7 @@ class ServeOptions:
 
 def serve(options: ServeOptions) -> int:
     """Serve until signalled; returns the process exit status."""
+    os.environ["NXS_WORKERS"] = str(options.workers)  # each worker's Settings: shared limits
     uvicorn.run(
         APP,
         factory=True,

@@ -29,7 +29,11 @@ from nxs.gateway.realtime import RealtimeBridge
 from nxs.gateway.realtime_meter import RealtimeBilling
 from nxs.gateway.routes import Router
 from nxs.gateway.webhooks import Webhooks
+from nxs.state.backends import open_state
+from nxs.state.interface import State
+from nxs.state.leases import run_lease_seconds
 from nxs.store import claims
+from nxs.store.database import parse_url
 from nxs.store.store import Store
 
 LOG = logging.getLogger("nxs.gateway")
@@ -55,6 +59,7 @@ class Services:
     webhooks: Webhooks = field(init=False)  # relay; `webhooks.completions` settles
     realtime: RealtimeBridge = field(init=False)  # `realtime.meter` counts sessions
     meter: Meter = field(init=False)  # billing: plans, limits, ledger (gateway/metering.py)
+    state: State = field(init=False)  # limits shared by workers and replicas (nxs.state)
     hosts: tuple[str, ...] = HOSTS
     store_ok: bool = True
     version: int = -1
@@ -85,7 +90,14 @@ class Services:
         services.realtime = RealtimeBridge.open(
             settings, session, pool, services.auth, services.router, services.webhooks.signing_key
         )
-        services.meter = Meter(store.database, settings.billing, settings.reconcile_after_seconds)
+        services.state = shared_state(settings)
+        services.meter = Meter(
+            store.database,
+            settings.billing,
+            settings.reconcile_after_seconds,
+            limiter=services.state,
+            run_lease=run_lease_seconds(settings.upstream_timeout_seconds),
+        )
         if services.meter.enabled:
             services.realtime.meter = RealtimeBilling(services.meter)
         services.refresh()
@@ -105,6 +117,7 @@ class Services:
                 await task
         await self.webhooks.stop()
         await self.meter.stop()
+        await self.state.close()
         await self.session.close()
         self.store.close()
 
@@ -160,3 +173,12 @@ class Services:
             self.pool.mark(entry, "invalid", "fal answered 401 to a probe")
         elif status != 403:
             self.pool.mark(entry, "active", f"probe answered {status}: resumed")
+
+
+def shared_state(settings: Settings) -> State:
+    """The limits backend of this worker, chosen by `nxs.state.backends`."""
+    url = parse_url(settings.database_url)
+    sqlite = url.scheme == "sqlite"
+    return open_state(
+        settings, sqlite_file=url.path if sqlite else None, network_database=not sqlite
+    )
