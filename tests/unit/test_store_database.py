@@ -7,14 +7,17 @@ import subprocess
 import sys
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from tests.support.postgres_server import PostgresServer
 from tests.support.servers import eventually
 
 from nxs.config import Settings
 from nxs.store.database import DatabaseError, parse_url
 from nxs.store.migrations import MIGRATIONS, Migration, applied_versions, migrate
+from nxs.store.postgres import PostgresDatabase
 from nxs.store.sqlite import SqliteDatabase
 from nxs.store.store import Store
 
@@ -179,3 +182,27 @@ def test_a_client_sees_503_without_the_operator_message() -> None:
     assert error.status == 503
     assert error.body() == {"detail": "Database unavailable", "error_type": "database_unavailable"}
     assert "db.internal" in str(error)  # the CLI and the logs still say what failed
+
+
+def test_concurrent_openers_of_a_new_postgresql_database_migrate_it_once(
+    postgres: PostgresServer,
+) -> None:
+    name = postgres.create_database()
+    openers = [PostgresDatabase.open(postgres.url(name)) for _ in range(4)]
+    start = threading.Barrier(len(openers))
+
+    def opener(database: PostgresDatabase) -> list[int]:
+        start.wait()
+        return migrate(database)
+
+    try:
+        with ThreadPoolExecutor(len(openers)) as pool:
+            applied = sorted(pool.map(opener, openers), key=len)
+        versions = applied_versions(openers[0])
+    finally:
+        for database in openers:
+            database.close()
+        postgres.drop_database(name)
+    everything = [migration.version for migration in MIGRATIONS]
+    assert applied == [[], [], [], everything]
+    assert versions == everything
