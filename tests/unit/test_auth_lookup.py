@@ -142,3 +142,28 @@ def test_without_a_lookup_the_snapshot_alone_decides(store: Store) -> None:
     _, key = store.create_key("acme")
     with pytest.raises(InvalidApiKey):
         auth.authenticate(f"Key {key}")
+
+
+def test_only_a_found_key_calls_the_catch_up(store: Store, counts: Counter[str]) -> None:
+    caught_up: list[str] = []
+    lookup = KeyLookup(store.find_grant, counts)
+    lookup.on_found = lambda: caught_up.append("refresh")
+    _, key = store.create_key("acme")
+    assert lookup.find(store.key_hash(unknown_key())) is None
+    assert lookup.find(store.key_hash(key)) is not None
+    assert caught_up == ["refresh"]
+
+
+def test_a_grant_read_across_a_reload_answers_but_is_not_kept(store: Store) -> None:
+    counts: Counter[str] = Counter()
+    lookup = KeyLookup(store.find_grant, counts)
+    auth = Authenticator(store.key_hash, lookup)
+    auth.load(store.grants())
+    record, key = store.create_key("acme")
+    lookup.on_found = lambda: auth.load({})  # a reload that saw the key revoked meanwhile
+    assert auth.authenticate(f"Key {key}").key_id == record.id
+    lookup.on_found = lambda: None
+    with pytest.raises(InvalidApiKey):
+        auth.key_grant(record.id)
+    assert auth.authenticate(f"Key {key}").key_id == record.id  # looked up again
+    assert counts["found"] == 2
