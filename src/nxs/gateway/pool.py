@@ -4,17 +4,20 @@ Choice: among healthy keys (active, not cooling down, not yet tried) those with 
 calls in flight, then weighted at random. 401 → invalid (persisted, out until `nxs upstream
 enable`); 403 locked → suspended (persisted, re-probed by the app until it resumes);
 429 → cooldown honouring Retry-After; 5xx or no connection → the caller tries the next key.
+A cooldown is also reported to `on_cooldown` (the shared state, `nxs.state.keys`), and
+`adopt` takes the cooldowns other workers and replicas reported.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from nxs.errors import NoUpstreamKeys
+from nxs.state.keys import KeyLoad
 from nxs.store.models import UpstreamKey, UpstreamState
 
 DEFAULT_COOLDOWN: Final = 5.0
@@ -26,6 +29,7 @@ OK: Final = "ok"  # pass the answer to the client
 RETRY: Final = "retry"  # this key failed this call: try the next one
 
 Persist = Callable[[str, UpstreamState, str | None], None]
+CoolDown = Callable[[str, float], None]  # key id, seconds
 
 
 @dataclass(slots=True)
@@ -47,8 +51,14 @@ class PoolKey:
 class KeyPool:
     """Live view of the pool; `load` takes the store's list, the rest is in memory."""
 
-    def __init__(self, persist: Persist, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        persist: Persist,
+        rng: random.Random | None = None,
+        on_cooldown: CoolDown | None = None,
+    ) -> None:
         self._persist = persist
+        self.on_cooldown = on_cooldown
         self._rng = rng or random.Random()
         self._keys: dict[str, PoolKey] = {}
         self._retired: dict[str, PoolKey] = {}  # removed from the pool, still bound to requests
@@ -125,9 +135,20 @@ class KeyPool:
             self.mark(entry, "suspended", "fal answered 403 (account locked)")
             return RETRY
         if status == 429:
-            entry.cooldown_until = time.monotonic() + _seconds(retry_after)
+            seconds = _seconds(retry_after)
+            entry.cooldown_until = time.monotonic() + seconds
+            if self.on_cooldown is not None:
+                self.on_cooldown(entry.key.id, seconds)
             return RETRY
         return RETRY if status >= 500 else OK
+
+    def adopt(self, loads: Mapping[str, KeyLoad]) -> None:
+        """Take the cooldowns the shared state knows (a longer local one is kept)."""
+        now = time.monotonic()
+        for key_id, load in loads.items():
+            entry = self._keys.get(key_id)
+            if entry is not None and load.cooling:
+                entry.cooldown_until = max(entry.cooldown_until, now + load.cooldown)
 
     def failed(self, entry: PoolKey) -> None:
         """A connection error or timeout: counted, the caller moves on to the next key."""

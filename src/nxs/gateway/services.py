@@ -28,10 +28,12 @@ from nxs.gateway.queue import QueueBook
 from nxs.gateway.realtime import RealtimeBridge
 from nxs.gateway.realtime_meter import RealtimeBilling
 from nxs.gateway.routes import Router
+from nxs.gateway.shared_cooldowns import SYNC_SECONDS, SharedCooldowns
 from nxs.gateway.webhooks import Webhooks
 from nxs.state.backends import open_state
 from nxs.state.interface import State
 from nxs.state.leases import run_lease_seconds
+from nxs.state.memory import InProcessState
 from nxs.store import claims
 from nxs.store.database import parse_url
 from nxs.store.store import Store
@@ -106,6 +108,11 @@ class Services:
             asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
         ]
+        if not isinstance(services.state, InProcessState):  # other workers see this one's 429s
+            cooldowns = SharedCooldowns(services.state, pool)
+            cooldowns.attach()
+            sync = services._every(SYNC_SECONDS, cooldowns.sync)
+            services.tasks.append(asyncio.create_task(sync))
         start_billing(services)
         return services
 
