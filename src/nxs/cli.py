@@ -2,7 +2,7 @@
 
 `nxs emulator` (the local fal), `nxs serve` (the gateway) and the admin commands
 (`customers`, `keys`, `upstream`) all live in their own packages; this module only
-assembles them and runs the chosen one.
+assembles them (the top-level help is `nxs.cli_help`'s) and runs the chosen one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nxs import __version__
+from nxs import __version__, cli_help
 from nxs.admin import cli as admin_cli
 from nxs.admin import db_cli
 from nxs.emulator import cli as emulator_cli
@@ -19,13 +19,16 @@ from nxs.gateway import cli as gateway_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nxs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="nxs", formatter_class=cli_help.GroupedHelpFormatter, epilog=cli_help.EXAMPLES
+    )
     parser.add_argument("--version", action="version", version=f"nxs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     emulator_cli.add_commands(commands)
     gateway_cli.add_commands(commands)
     admin_cli.add_commands(commands)
     db_cli.add_commands(commands)  # nxs db upgrade | status
+    parser.description = cli_help.describe(commands)  # the commands, grouped by job
     return parser
 
 

@@ -29,7 +29,7 @@ from nxs.billing.plans import (
     parse_until,
     plan_from_options,
 )
-from nxs.billing.pricing import UnknownEndpoints, parse_unit_price
+from nxs.billing.pricing import Unit, UnknownEndpoints, parse_unit_price
 from nxs.billing.sync import sync_prices
 from nxs.billing.usage import UsageRow, usage_rows
 from nxs.config import Settings
@@ -71,22 +71,27 @@ def _plan_commands(subparsers: Subparsers) -> None:
 
 
 def _plan_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
-    parser.add_argument("name")
+    what = "the plan to change, e.g. default" if updating else "the new plan's name (unique)"
+    parser.add_argument("name", metavar="NAME", help=what)
     mode = parser.add_mutually_exclusive_group()
     if updating:
         mode.add_argument("--metered", action="store_true", help="no credit needed (usage metered)")
     mode.add_argument("--prepaid", action="store_true", help="only granted credit is spent")
     mode.add_argument("--monthly-credit", metavar="AMOUNT", help="USD allowance each month")
     unset = " ('none': no limit)" if updating else ""
-    parser.add_argument("--rpm", help=f"requests per minute, per customer and per key{unset}")
     parser.add_argument(
-        "--max-in-flight", help=f"requests in flight, per customer and per key{unset}"
+        "--rpm", metavar="N", help=f"requests per minute, per customer and per key{unset}"
+    )
+    parser.add_argument(
+        "--max-in-flight", metavar="N", help=f"requests in flight, per customer and per key{unset}"
     )
     parser.add_argument(
         "--endpoints", metavar="GLOB,…", help="allowed endpoints ('*' or omitted: all)"
     )
     default = None if updating else "1"
-    parser.add_argument("--multiplier", default=default, help="price multiplier (default 1)")
+    parser.add_argument(
+        "--multiplier", metavar="X", default=default, help="price multiplier (default 1)"
+    )
 
 
 def _create_plan(store: Store, args: argparse.Namespace) -> int:
@@ -164,13 +169,13 @@ def _plan_record(plan: Plan) -> dict[str, Any]:
 def _subscription_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "subscriptions", "which plan each customer is on")
     put = add_leaf(group, "set", "put a customer on a plan", _set_subscription)
-    put.add_argument("customer")
-    put.add_argument("plan")
+    put.add_argument("customer", metavar="CUSTOMER", help="the customer's name")
+    put.add_argument("plan", metavar="PLAN", help="the plan's name, as `nxs plans list` shows")
     put.add_argument("--until", metavar="DATE", help="active through this day (UTC)")
     states = [status.value for status in SubscriptionStatus]
-    put.add_argument("--status", choices=states, default="active", help="default active")
+    put.add_argument("--status", choices=states, default="active", help="(default active)")
     show = add_leaf(group, "show", "a customer's plan and subscription", _show_subscription)
-    show.add_argument("customer")
+    show.add_argument("customer", metavar="CUSTOMER", help="the customer's name")
     show.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -209,11 +214,11 @@ def _show_subscription(store: Store, args: argparse.Namespace) -> int:
 def _credit_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "credits", "customers' prepaid credit")
     grant = add_leaf(group, "grant", "add credit to a customer's balance", _grant)
-    grant.add_argument("customer")
-    grant.add_argument("amount", help="USD, e.g. 25 or 12.50")
+    grant.add_argument("customer", metavar="CUSTOMER", help="the customer's name")
+    grant.add_argument("amount", metavar="AMOUNT", help="USD, e.g. 25 or 12.50")
     grant.add_argument("--note", help="why (kept with the grant)")
     show = add_leaf(group, "show", "a customer's balance", _show_balance)
-    show.add_argument("customer")
+    show.add_argument("customer", metavar="CUSTOMER", help="the customer's name")
     show.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -247,15 +252,23 @@ def _show_balance(store: Store, args: argparse.Namespace) -> int:
 def _pricing_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "pricing", "per-endpoint prices in fal's units")
     sync = add_leaf(group, "sync", "import fal's prices (GET api.fal.ai/v1/models/pricing)", _sync)
-    sync.add_argument("endpoints", nargs="*", help="endpoint ids (default: those already known)")
+    sync.add_argument(
+        "endpoints",
+        nargs="*",
+        metavar="ENDPOINT",
+        help="endpoint ids (default: those already known)",
+    )
     put = add_leaf(group, "set", "set an endpoint's (or a glob's) price", _set_price)
-    put.add_argument("endpoint")
-    put.add_argument("unit", help="image, megapixel, video_second, request or gpu_second")
-    put.add_argument("price", help="USD per unit")
+    put.add_argument(
+        "endpoint", metavar="ENDPOINT", help="an endpoint id (fal-ai/flux/dev) or a glob (fal-ai/*)"
+    )
+    units = ", ".join(unit.value for unit in Unit)
+    put.add_argument("unit", metavar="UNIT", help=f"what the price is per: {units}")
+    put.add_argument("price", metavar="PRICE", help="USD per unit, e.g. 0.025")
     listing = add_leaf(group, "list", "list price rules", _list_prices)
     listing.add_argument("--json", action="store_true", help="print JSON")
     unknown = add_leaf(group, "unknown", "what endpoints without a price do", _set_unknown)
-    unknown.add_argument("policy", help="'refuse', or a USD price per request")
+    unknown.add_argument("policy", metavar="POLICY", help="'refuse', or a USD price per request")
 
 
 def _sync(store: Store, args: argparse.Namespace) -> int:

@@ -38,11 +38,12 @@ def add_commands(subparsers: Subparsers) -> None:
 
 def _add_customer_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "customers", "manage customers (the owners of nxs_ keys)")
-    add_leaf(group, "create", "create a customer", _create_customer).add_argument("name")
+    create = add_leaf(group, "create", "create a customer", _create_customer)
+    create.add_argument("name", metavar="NAME", help="the new customer's name (unique)")
     suspend = add_leaf(group, "suspend", "suspend a customer: its keys get 402", _suspend)
-    suspend.add_argument("name")
+    suspend.add_argument("name", metavar="NAME", help="the customer to suspend")
     resume = add_leaf(group, "resume", "make a suspended customer active again", _resume)
-    resume.add_argument("name")
+    resume.add_argument("name", metavar="NAME", help="the customer to resume")
     add_json_flag(add_leaf(group, "list", "list customers", _list_customers))
 
 
@@ -95,11 +96,14 @@ def _list_customers(store: Store, args: argparse.Namespace) -> int:
 def _add_key_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "keys", "manage customers' nxs_ API keys")
     create = add_leaf(group, "create", "create a key; the key is printed once, last", _create_key)
-    create.add_argument("customer")
+    create.add_argument("customer", metavar="CUSTOMER", help="the customer the key is for")
     listing = add_leaf(group, "list", "list keys (never their secret part)", _list_keys)
-    listing.add_argument("customer", nargs="?", help="only this customer's keys")
+    listing.add_argument(
+        "customer", nargs="?", metavar="CUSTOMER", help="only this customer's keys"
+    )
     add_json_flag(listing)
-    add_leaf(group, "revoke", "revoke a key at once", _revoke_key).add_argument("key_id")
+    revoke = add_leaf(group, "revoke", "revoke a key at once", _revoke_key)
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id, as `nxs keys list` shows")
 
 
 def _create_key(store: Store, args: argparse.Namespace) -> int:
@@ -136,12 +140,13 @@ def _revoke_key(store: Store, args: argparse.Namespace) -> int:
 def _add_upstream_commands(subparsers: Subparsers) -> None:
     group = add_group(subparsers, "upstream", "manage the pool of upstream fal keys")
     add = add_leaf(group, "add", "add a fal key, read from stdin", _add_upstream)
-    add.add_argument("name")
+    add.add_argument("name", metavar="NAME", help="a name for the key in the pool (unique)")
     add.add_argument("--weight", type=int, default=1, help="share of traffic (default 1)")
     add_json_flag(add_leaf(group, "list", "list keys (masked), state and weight", _list_upstream))
-    add_leaf(group, "remove", "remove a key from the pool", _remove_upstream).add_argument("name")
+    remove = add_leaf(group, "remove", "remove a key from the pool", _remove_upstream)
+    remove.add_argument("name", metavar="NAME", help="the key's name in the pool")
     enable = add_leaf(group, "enable", "put a disabled or suspended key back", _enable_upstream)
-    enable.add_argument("name")
+    enable.add_argument("name", metavar="NAME", help="the key's name in the pool")
 
 
 def _add_upstream(store: Store, args: argparse.Namespace) -> int:

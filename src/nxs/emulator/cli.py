@@ -23,22 +23,39 @@ def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "emulator",
         help="run the local fal.ai emulator",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on")
-    parser.add_argument("--ssl-certfile", help="PEM certificate chain: serve HTTPS")
-    parser.add_argument("--ssl-keyfile", help="PEM private key of the certificate")
-    parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="multiply every simulated duration"
+        description="Run the local fal: every fal host under a path prefix of one address "
+        "(/fal.run/…, /queue.fal.run/…, /rest.fal.ai/…, /v3.fal.media/…).",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=2, help="requests in progress per account"
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
     )
     parser.add_argument(
-        "--max-body-bytes", type=int, default=100 * 1024 * 1024, help="largest request body"
+        "--port", type=int, default=8765, help="port to listen on (default %(default)s)"
     )
-    parser.add_argument("--seed", type=int, help="seed the emulator's randomness")
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="PEM private key of the certificate")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply simulated durations (default 1)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        metavar="N",
+        help="requests in progress per account (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=100 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest request body (default 100 MiB)",
+    )
+    parser.add_argument("--seed", type=int, metavar="N", help="seed the emulator's randomness")
     parser.add_argument(
         "--queue-direct-runs",
         action="store_true",

@@ -11,20 +11,25 @@ from typing import Any
 from nxs.config import Settings
 from nxs.errors import NxsError
 from nxs.gateway.server import ServeOptions, serve
+from nxs.settings_help import environment_help
 from nxs.store.store import upgrade_schema
 
 
 def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run the gateway",
-        description="Serve the NXS gateway (settings from NXS_* environment variables).",
+        help="run the gateway (configured by NXS_* environment variables)",
+        description="Serve the NXS gateway: the options below, and the NXS_* environment.",
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--ssl-certfile", help="TLS certificate chain (PEM)")
-    parser.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes (default %(default)s)"
+    )
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="TLS certificate chain (PEM)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="TLS private key (PEM)")
     parser.set_defaults(run=run)
 
 
