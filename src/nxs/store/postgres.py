@@ -5,12 +5,14 @@ Statements autocommit on a connection borrowed from the pool for that one statem
 `with db.transaction()` (and every statement inside) joins it, as on SQLite. The `?`
 placeholders of the portable SQL become `%s` once per statement text (cached). A
 PostgreSQL that is down answers `DatabaseError` within seconds (`CONNECT_TIMEOUT_SECONDS`
-to connect, `CHECKOUT_TIMEOUT_SECONDS` to wait for a pooled connection), never a hang.
+to connect, `CHECKOUT_TIMEOUT_SECONDS` to wait for a pooled connection, then at once
+while it stays down), never a hang.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -24,6 +26,8 @@ from nxs.store.database import DatabaseError, IntegrityViolation, Params, Row, r
 
 CONNECT_TIMEOUT_SECONDS: Final = 3
 CHECKOUT_TIMEOUT_SECONDS: Final = 3.0
+FAST_FAIL_SECONDS: Final = 0.05  # the checkout timeout while the server is known to be down
+DOWN_SECONDS: Final = 2.0  # how long a timed-out checkout marks the server as down
 DEFAULT_POOL_SIZE: Final = 10
 CACHED_STATEMENTS: Final = 2048  # distinct statement texts whose translation is kept
 
@@ -41,6 +45,7 @@ class PostgresDatabase:
         self._password = password
         self._local = threading.local()  # .connection and .depth of this thread's transaction
         self._sql: dict[str, str] = {}
+        self._down_until = 0.0  # monotonic time until which checkouts fail fast
 
     @classmethod
     def open(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresDatabase:
@@ -114,13 +119,21 @@ class PostgresDatabase:
 
     @contextmanager
     def _borrowed(self) -> Iterator[Connection]:
+        """A pooled connection within `CHECKOUT_TIMEOUT_SECONDS`; for `DOWN_SECONDS` after
+        a checkout timed out, within `FAST_FAIL_SECONDS`: while the server is known to be
+        down, each call fails at once instead of waiting seconds again (the gateway makes
+        several calls per request), and the pool's background reconnection still gets the
+        first free connection to the next caller."""
+        down = time.monotonic() < self._down_until
+        timeout = FAST_FAIL_SECONDS if down else CHECKOUT_TIMEOUT_SECONDS
         try:
-            with self._pool.connection(timeout=CHECKOUT_TIMEOUT_SECONDS) as connection:
+            with self._pool.connection(timeout=timeout) as connection:
+                self._down_until = 0.0
                 yield connection
         except PoolTimeout as exc:
+            self._down_until = time.monotonic() + DOWN_SECONDS
             raise DatabaseError(
-                f"Database unavailable ({self._label}): no connection within"
-                f" {CHECKOUT_TIMEOUT_SECONDS:g} s"
+                f"Database unavailable ({self._label}): no connection within {timeout:g} s"
             ) from exc
 
     @contextmanager
