@@ -69,6 +69,7 @@ class Settings:
     redis_url: str | None = None  # shared state of every worker and replica (nxs.state)
     limits_when_redis_down: str = "closed"  # closed: 503; open: admit without counting
     workers: int = 1  # worker processes of this replica (NXS_WORKERS, set by `nxs serve`)
+    metrics_dir: Path | None = None  # where this replica's workers add up their metrics
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +118,7 @@ class Settings:
                 env, "NXS_LIMITS_WHEN_REDIS_DOWN", ("closed", "open"), base.limits_when_redis_down
             ),
             workers=int(_positive(env, "NXS_WORKERS", base.workers)),
+            metrics_dir=_path(env.get("NXS_METRICS_DIR")),
         )
 
     def upstream_base(self, host: str) -> str:

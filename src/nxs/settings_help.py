@@ -138,6 +138,12 @@ VARIABLES: tuple[Variable, ...] = (
         "workers",
         "worker processes sharing the limits: set by `nxs serve` from --workers",
     ),
+    Variable(
+        "NXS_METRICS_DIR",
+        "metrics_dir",
+        "folder where this replica's workers add up /metrics",
+        "a new temporary folder per `nxs serve`",
+    ),
 )
 
 

@@ -166,7 +166,8 @@ class Handlers:
         await ex.respond_json(200 if ready else 503, body)
 
     async def metrics(self, ex: Exchange) -> None:
-        await ex.respond(200, self.s.metrics.render(self.s.pool), list(METRICS_HEADERS))
+        text = self.s.shared_metrics.render(self.s.pool)
+        await ex.respond(200, text, list(METRICS_HEADERS))
 
 
 def _url(base: str, path: str, query: str) -> URL:

@@ -1,15 +1,16 @@
 """Prometheus text for `/metrics`: requests by route and status, upstream latency, pool
 state, and the store lookups of keys newer than the snapshot.
 
-Hand-rolled and per worker process: counters are plain dicts bumped on the hot path,
-rendered only when scraped.
+Hand-rolled: counters are plain dicts bumped on the hot path, rendered only when scraped.
+Each worker's counters travel as a `snapshot()`; `/metrics` renders the sum over the
+workers of its replica (`nxs.gateway.metrics_share`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from typing import Final
+from typing import Any, Final
 
 from nxs.gateway.pool import KeyPool
 
@@ -39,7 +40,32 @@ class Metrics:
         self._latency_sum += seconds
         self._latency_count += 1
 
-    def render(self, pool: KeyPool) -> bytes:
+    def snapshot(self, pool: KeyPool) -> dict[str, Any]:
+        """This worker's counters and its calls in flight per upstream key, as JSON data."""
+        return {
+            "requests": [[route, status, n] for (route, status), n in self.requests.items()],
+            "attempts": [[name, outcome, n] for (name, outcome), n in self.attempts.items()],
+            "buckets": self._buckets,
+            "latency_sum": self._latency_sum,
+            "latency_count": self._latency_count,
+            "key_lookups": dict(self.key_lookups),
+            "in_flight": {entry.name: entry.in_flight for entry in pool.entries()},
+        }
+
+    def absorb(self, snapshot: dict[str, Any]) -> None:
+        """Add another worker's counters (from `snapshot()`) to these."""
+        for route, status, count in snapshot["requests"]:
+            self.requests[(route, status)] += count
+        for name, outcome, count in snapshot["attempts"]:
+            self.attempts[(name, outcome)] += count
+        self._buckets = [a + b for a, b in zip(self._buckets, snapshot["buckets"], strict=True)]
+        self._latency_sum += snapshot["latency_sum"]
+        self._latency_count += snapshot["latency_count"]
+        self.key_lookups.update(snapshot["key_lookups"])
+
+    def render(self, pool: KeyPool, in_flight: Counter[str] | None = None) -> bytes:
+        """The Prometheus text; `in_flight` (calls per key name, summed over workers)
+        replaces this worker's own counts when given."""
         lines = ["# TYPE nxs_requests_total counter"]
         for (route, status), count in sorted(self.requests.items()):
             lines.append(f'nxs_requests_total{{route="{route}",status="{status}"}} {count}')
@@ -49,7 +75,7 @@ class Metrics:
             lines.append(f"nxs_upstream_attempts_total{{{labels}}} {count}")
         lines.extend(self._histogram())
         lines.extend(self._lookup_lines())
-        lines.extend(_pool_lines(pool))
+        lines.extend(_pool_lines(pool, in_flight))
         return ("\n".join(lines) + "\n").encode()
 
     def _histogram(self) -> list[str]:
@@ -76,7 +102,7 @@ class Metrics:
         return lines
 
 
-def _pool_lines(pool: KeyPool) -> list[str]:
+def _pool_lines(pool: KeyPool, in_flight: Counter[str] | None) -> list[str]:
     entries = pool.entries()
     lines = ["# TYPE nxs_upstream_keys gauge"]
     for state in STATES:
@@ -85,7 +111,8 @@ def _pool_lines(pool: KeyPool) -> list[str]:
     lines.append(f"nxs_upstream_keys_usable {pool.usable()}")
     lines.append("# TYPE nxs_upstream_in_flight gauge")
     for entry in entries:
-        lines.append(f'nxs_upstream_in_flight{{key="{_label(entry.name)}"}} {entry.in_flight}')
+        count = entry.in_flight if in_flight is None else in_flight[entry.name]
+        lines.append(f'nxs_upstream_in_flight{{key="{_label(entry.name)}"}} {count}')
     return lines
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,6 +74,27 @@ class ServeOptions:
 def serve(options: ServeOptions) -> int:
     """Serve until signalled; returns the process exit status."""
     os.environ["NXS_WORKERS"] = str(options.workers)  # each worker's Settings: shared limits
+    with _metrics_folder():
+        _run_uvicorn(options)
+    return 0
+
+
+@contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """A folder where this replica's workers add up their metrics (`NXS_METRICS_DIR`,
+    else a new temporary one, removed when the server stops)."""
+    if os.environ.get("NXS_METRICS_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="nxs-metrics-") as folder:
+        os.environ["NXS_METRICS_DIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["NXS_METRICS_DIR"]
+
+
+def _run_uvicorn(options: ServeOptions) -> None:
     uvicorn.run(
         APP,
         factory=True,
@@ -90,4 +114,3 @@ def serve(options: ServeOptions) -> int:
         server_header=False,
         date_header=False,
     )
-    return 0

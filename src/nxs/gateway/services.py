@@ -22,6 +22,7 @@ from nxs.gateway.forward import UPSTREAM_ERRORS, Forwarder, open_session
 from nxs.gateway.key_lookup import KeyLookup
 from nxs.gateway.metering import Meter
 from nxs.gateway.metrics import Metrics
+from nxs.gateway.metrics_share import PUBLISH_SECONDS, SharedMetrics
 from nxs.gateway.pool import KeyPool, PoolKey
 from nxs.gateway.proxy import QUEUE_HOST, REST_HOSTS, RUN_HOST
 from nxs.gateway.queue import QueueBook
@@ -57,6 +58,7 @@ class Services:
     pool: KeyPool
     book: QueueBook
     metrics: Metrics
+    shared_metrics: SharedMetrics  # /metrics: the sum over this replica's workers
     forwarder: Forwarder
     webhooks: Webhooks = field(init=False)  # relay; `webhooks.completions` settles
     realtime: RealtimeBridge = field(init=False)  # `realtime.meter` counts sessions
@@ -86,6 +88,7 @@ class Services:
             pool=pool,
             book=QueueBook(store),
             metrics=metrics,
+            shared_metrics=SharedMetrics(metrics, settings.metrics_dir),
             forwarder=Forwarder(session, pool, metrics),
         )
         services.webhooks = Webhooks(settings, store, session)
@@ -107,6 +110,7 @@ class Services:
         services.tasks = [
             asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
+            asyncio.create_task(services._every(PUBLISH_SECONDS, services.publish_metrics)),
         ]
         if not isinstance(services.state, InProcessState):  # other workers see this one's 429s
             cooldowns = SharedCooldowns(services.state, pool)
@@ -127,6 +131,10 @@ class Services:
         await self.state.close()
         await self.session.close()
         self.store.close()
+
+    def publish_metrics(self) -> None:
+        """Hand this worker's counters to the replica's /metrics (`metrics_share`)."""
+        self.shared_metrics.publish(self.pool)
 
     async def _every(self, seconds: float, action: Callable[[], object]) -> None:
         while True:
