@@ -80,3 +80,9 @@ def postgres_template(postgres: PostgresServer) -> str:
     migrate(database)
     database.close()
     return name
+
+
+@pytest.fixture(scope="session")
+def postgres_shared(postgres: PostgresServer, postgres_template: str) -> str:
+    """One clone of the template that the storage tests share (`PostgresServer.reset`)."""
+    return postgres.create_database(template=postgres_template)

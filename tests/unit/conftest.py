@@ -18,18 +18,21 @@ BACKENDS = ("sqlite", "postgres")
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a migrated database of this test's own: a SQLite file, or a PostgreSQL
-    database cloned from the session's migrated template."""
+    """The URL of a migrated database as this test's own: a SQLite file, or the session's
+    shared PostgreSQL database put back to the migrated template's rows."""
     if request.param == "sqlite":
         database = SqliteDatabase.open(tmp_path / "nxs.db")
         migrate(database)
         database.close()
         yield f"sqlite:///{tmp_path / 'nxs.db'}"
         return
-    server = request.getfixturevalue("postgres")
-    name = server.create_database(template=request.getfixturevalue("postgres_template"))
+    server, template = (
+        request.getfixturevalue("postgres"),
+        request.getfixturevalue("postgres_template"),
+    )
+    name = request.getfixturevalue("postgres_shared")
+    server.reset(name, template)
     yield server.url(name)
-    server.drop_database(name)
 
 
 @pytest.fixture
