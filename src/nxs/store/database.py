@@ -53,7 +53,11 @@ class Database(Protocol):
     def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
 
     def transaction(self) -> AbstractContextManager[None]:
-        """A write transaction (taking the write lock at once); nested use joins it."""
+        """A write transaction; nested use (on the same thread) joins it. SQLite takes the
+        write lock at once (`BEGIN IMMEDIATE`: one writer at a time); PostgreSQL runs READ
+        COMMITTED, so a write that depends on a row's value says so in its WHERE clause
+        (`available_micros >= ?`, `status IN (…)`) and checks the rowcount, or locks the
+        rows it read (`claims.row_lock`)."""
         ...
 
     def close(self) -> None: ...
