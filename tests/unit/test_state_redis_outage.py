@@ -97,3 +97,18 @@ def test_a_subscriber_resubscribes_after_an_outage_and_is_told_to_resync(
         await publisher.close()
 
     asyncio.run(scenario())
+
+
+def test_scripts_the_server_forgot_are_sent_again_in_a_pipelined_turn(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        state = RedisState.from_url(redis_server.url, namespace="nxs:test-noscript:")
+        assert isinstance(await state.acquire(LIMITS, "warm", 60), Permit)  # scripts loaded
+        await state.client.script_flush()
+        limits = [Limit("customer:flushed", rpm=5)]
+        turn = await asyncio.gather(*(state.acquire(limits, f"r{n}", 60) for n in range(8)))
+        assert [isinstance(result, Permit) for result in turn] == [True] * 5 + [False] * 3
+        await state.close()
+
+    asyncio.run(scenario())

@@ -112,7 +112,11 @@ class Meter:
         if plan.rpm is not None or plan.max_in_flight is not None:
             ttl = self.queued_lease if kind == "queue" else self.run_lease
             limits = plan.limits(grant.customer_id, grant.key_id)
-            admitted = await self.limiter.acquire(limits, entry.id, ttl)  # any worker frees it
+            try:
+                admitted = await self.limiter.acquire(limits, entry.id, ttl)  # any worker frees it
+            except asyncio.CancelledError:  # the client left: a slot it may have got goes back
+                self.free(entry.id)
+                raise
             if not isinstance(admitted, Permit):
                 raise admitted.error()
             ticket.permit = admitted

@@ -1,7 +1,8 @@
 """The Redis backend: what every worker of every replica shares (`NXS_REDIS_URL`).
 
 Each operation is one round trip: a Lua script (EVALSHA, EVAL when the server lost it)
-timed by Redis's own clock. Sockets time out after 0.25 s so a dead Redis never hangs a
+timed by Redis's own clock; the acquires and releases of one loop turn share a pipeline
+(`nxs.state.redis_batch`). Sockets time out after 0.25 s so a dead Redis never hangs a
 request; the client reconnects by itself when it is back. While Redis is down, limits
 follow `NXS_LIMITS_WHEN_REDIS_DOWN` (`nxs.state.outage`); releases, key loads and notices
 degrade quietly (a lease expires by itself, the pool falls back to its own view).
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,7 +21,6 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from nxs.errors import SharedStateUnavailable
@@ -30,6 +29,7 @@ from nxs.state.keys import IDLE, KeyLoad
 from nxs.state.limits import Limit, Permit, Refusal
 from nxs.state.notices import RESYNC, Callback, deliver
 from nxs.state.outage import Outage, WhenDown
+from nxs.state.redis_batch import Batcher, Script
 
 SOCKET_TIMEOUT: Final = 0.25
 RESUBSCRIBE_SECONDS: Final = 0.25
@@ -48,23 +48,6 @@ def connect(url: str) -> Redis:
         retry=Retry(NoBackoff(), 1),
         health_check_interval=5,
     )
-
-
-@dataclass(frozen=True)
-class Script:
-    """A Lua script called by its SHA1, sent whole only when the server does not know it."""
-
-    source: str
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()
-
-    async def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
 
 
 ACQUIRE = Script(redis_scripts.ACQUIRE)
@@ -86,6 +69,7 @@ class RedisState:
         when_down: WhenDown = WhenDown.CLOSED,
     ) -> None:
         self.client = client
+        self.batch = Batcher(client)  # acquires and releases of one loop turn: one pipeline
         self.ns = namespace
         self.outage = Outage(when_down)
         self._listeners: set[asyncio.Task[None]] = set()
@@ -100,6 +84,7 @@ class RedisState:
         for task in list(self._listeners):
             task.cancel()
         await asyncio.gather(*self._listeners, return_exceptions=True)
+        await self.batch.close()
         await self.client.aclose()
 
     # -- limits -----------------------------------------------------------------
@@ -113,7 +98,7 @@ class RedisState:
             keys += [f"{self.ns}rpm:{limit.scope}", f"{self.ns}fly:{limit.scope}"]
             args += [_arg(limit.rpm), _arg(limit.max_in_flight)]
         try:
-            answer = await ACQUIRE(self.client, keys, args)
+            answer = await self.batch.call(ACQUIRE, keys, args)
         except DOWN as exc:
             self.outage.failed(exc)
             if self.outage.policy is WhenDown.CLOSED:
@@ -128,7 +113,8 @@ class RedisState:
         return Refusal(refused.scope, "in_flight", int(answer[3]))
 
     async def release(self, lease_id: str) -> None:
-        await self._quietly(RELEASE(self.client, [f"{self.ns}lease:{lease_id}"], [lease_id]))
+        lease = f"{self.ns}lease:{lease_id}"
+        await self._quietly(self.batch.call(RELEASE, [lease], [lease_id]))
 
     async def renew(self, lease_id: str, ttl: float) -> bool:
         lease = f"{self.ns}lease:{lease_id}"
