@@ -93,3 +93,8 @@ class SharedStateUnavailable(NxsError):
 
     status, error_type = 503, "shared_state_unavailable"
     detail = "Rate limiting is temporarily unavailable — try again shortly"
+
+
+class MalformedJson(ValidationFailed):
+    """A body a caller sent that is not acceptable JSON (malformed, not UTF-8, nested too
+    deeply, a number too long to read, or of the wrong type): fal's 422 list of errors."""

@@ -8,7 +8,6 @@ Shared by the storage, token and realtime routes: `authorize` turns the request'
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +15,8 @@ from aiohttp import web
 
 from nxs.emulator import accounts
 from nxs.emulator.state import STATE_KEY
-from nxs.errors import BadRequest, NxsError, PayloadTooLarge, render
+from nxs.errors import NxsError, PayloadTooLarge, render
+from nxs.jsoninput import parse_rest_object
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,10 +64,4 @@ async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict[s
         raise PayloadTooLarge() from exc
     if empty_ok and not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest("Request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
-    return body
+    return parse_rest_object(raw)

@@ -16,6 +16,7 @@ from aiohttp import web
 from nxs.emulator.access import error_response
 from nxs.emulator.state import STATE_KEY
 from nxs.errors import (
+    MalformedJson,
     MethodNotAllowed,
     NotFound,
     NxsError,
@@ -23,22 +24,16 @@ from nxs.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from nxs.jsoninput import is_json_type, parse_json, parse_object
 
 logger = logging.getLogger("nxs.emulator")
-JSON_TYPES = ("application/json", "text/json")
 
 
 def _query_value(raw: str) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:
+        return parse_json(raw)
+    except MalformedJson:
         return raw
-
-
-def _json_error(exc: json.JSONDecodeError) -> ValidationFailed:
-    ctx = {"msg": exc.msg, "pos": exc.pos, "lineno": exc.lineno, "colno": exc.colno}
-    entry = {"loc": ["body", exc.pos], "msg": exc.msg, "type": "value_error.jsondecode", "ctx": ctx}
-    return ValidationFailed([entry])
 
 
 def _check_size(request: web.Request) -> None:
@@ -56,23 +51,9 @@ async def read_input(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     content_type = request.content_type.lower()
-    if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
+    if content_type and not is_json_type(content_type):
         raise UnsupportedMediaType(f"Unsupported content type {content_type!r}: send JSON")
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _json_error(exc) from exc
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed([_body_error("invalid UTF-8 in the body")]) from exc
-    except RecursionError as exc:
-        raise ValidationFailed([_body_error("JSON nested too deeply")]) from exc
-    if not isinstance(body, dict):
-        raise ValidationFailed([_body_error("value is not a valid dict", "type_error.dict")])
-    return body
-
-
-def _body_error(msg: str, kind: str = "value_error") -> dict[str, Any]:
-    return {"loc": ["body"], "msg": msg, "type": kind}
+    return parse_object(raw)
 
 
 def _translate(exc: web.HTTPException, path: str) -> NxsError | None:

@@ -18,6 +18,7 @@ from nxs.gateway.proxy import QUEUE_HOST, RUN_HOST
 from nxs.gateway.queue import EventRewriter, queue_urls, rewrite_body
 from nxs.gateway.routes import Route, app_id
 from nxs.gateway.services import Services
+from nxs.gateway.tickets import model_input
 from nxs.store.models import KeyGrant
 
 OP_SUFFIX: Final = {
@@ -64,7 +65,8 @@ class Handlers:
     async def run(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """fal.run (or a rest.fal.ai call): any healthy key, failover before the answer."""
         body = await ex.read_body(self._limit)
-        ticket = await self.s.meter.admit(ex, grant, route, body)  # billing: gateway/metering.py
+        model = model_input(ex, body) if route.kind == routes.RUN else None  # 415/422 first
+        ticket = await self.s.meter.admit(ex, grant, route, body, model)  # gateway/metering.py
         if await self.s.meter.replayed(ex, ticket):
             return
         url = self.url(route.host or RUN_HOST, route.endpoint, query)
@@ -82,10 +84,11 @@ class Handlers:
     async def submit(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """Queue submit: recorded before answering, URLs pointed at the gateway."""
         body = await ex.read_body(self._limit)
+        model = model_input(ex, body)
         callback = None
         if "fal_webhook=" in query:  # relayed when NXS_PUBLIC_URL is set (see webhooks)
             query, callback = self.s.webhooks.register(grant.customer_id, query)  # 400 first
-        ticket = await self.s.meter.admit(ex, grant, route, body)
+        ticket = await self.s.meter.admit(ex, grant, route, body, model)
         if await self.s.meter.replayed(ex, ticket):
             return
         url = self.url(QUEUE_HOST, route.endpoint, query) if callback is None else None

@@ -92,10 +92,11 @@ class Meter:
     # -- admission --------------------------------------------------------------
 
     async def admit(
-        self, ex: Exchange, grant: KeyGrant, route: Route, body: bytes
+        self, ex: Exchange, grant: KeyGrant, route: Route, body: bytes, payload: object = None
     ) -> Ticket | None:
         """Check, limit, claim and reserve a run or submit (None for other calls or when
-        billing is off). Raises 402/403/409/422/429; a refusal writes nothing.
+        billing is off); `payload` is the input already read from `body`
+        (`tickets.model_input`). Raises 402/403/409/422/429; a refusal writes nothing.
         """
         kind = KINDS.get(route.kind)
         if kind is None or not self.enabled:
@@ -105,7 +106,7 @@ class Meter:
         plan = tariff.plan
         if not tariff.open_access:  # a dated subscription, not active, or an endpoint list
             check_access(plan, tariff.subscription, endpoint, datetime.now(UTC))
-        entry = self._entry(ex.request_id, grant, tariff, body)
+        entry = self._entry(ex.request_id, grant, tariff, payload)
         ticket = Ticket(entry, plan, idempotency=tickets.idempotency(ex, grant), tariff=tariff)
         if entry.estimated_units < 0:  # metered run: estimated only if fal bills no units
             ticket.request_body = body
@@ -128,11 +129,10 @@ class Meter:
             raise
         return ticket
 
-    def _entry(self, call_id: str, grant: KeyGrant, tariff: Tariff, body: bytes) -> Entry:
+    def _entry(self, call_id: str, grant: KeyGrant, tariff: Tariff, payload: object) -> Entry:
         rule, multiplier = tariff.rule, tariff.plan.multiplier
-        units = tariff.estimate  # LATER for metered runs: no JSON parse (see `Meter.ran`)
+        units = tariff.estimate  # LATER for metered runs: estimated from the answer
         if units is None:
-            payload = tickets.json_body(body) if rule.unit in BODY_UNITS else None
             units = estimate_units(rule.unit, payload, defaults_for(tariff.endpoint))
         cost = ZERO
         if tariff.credit:

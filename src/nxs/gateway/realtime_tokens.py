@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from nxs.errors import InvalidApiKey, ValidationFailed
+from nxs.jsoninput import parse_rest_object
 from nxs.relay.signing import SigningKey, b64url, b64url_decode
 
 PREFIX: Final = "nxsrt."
@@ -65,12 +66,10 @@ class RealtimeTokens:
 
 
 def parse_token_request(body: bytes) -> tuple[list[str], float]:
-    """`{allowed_apps: [...], token_expiration: seconds}` as fal's tokens/ takes it."""
-    try:
-        data: Any = json.loads(body) if body else {}
-    except ValueError:
-        data = None
-    apps = data.get("allowed_apps") if isinstance(data, dict) else None
+    """`{allowed_apps: [...], token_expiration: seconds}` as fal's tokens/ takes it (400
+    for a body that is not a JSON object, as fal answers)."""
+    data = parse_rest_object(body)
+    apps = data.get("allowed_apps")
     if not isinstance(apps, list) or not apps or not all(isinstance(a, str) for a in apps):
         raise ValidationFailed(_invalid("allowed_apps", "a non-empty list of app aliases"))
     seconds = data.get("token_expiration", DEFAULT_SECONDS)

@@ -1,10 +1,10 @@
 """A metered request's ticket, and the small pure helpers metering uses on the hot path:
-the Idempotency-Key header, JSON bodies, deferred estimates, stored answers.
+the Idempotency-Key header, the model input (refused here when malformed), JSON bodies,
+deferred estimates, stored answers.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -17,8 +17,10 @@ from nxs.billing.limits import Permit
 from nxs.billing.plans import Plan
 from nxs.billing.replay import StoredResponse
 from nxs.billing.settle import header_units
+from nxs.errors import MalformedJson, UnsupportedMediaType
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.tariffs import Tariff
+from nxs.jsoninput import is_json_type, parse_json, parse_object
 from nxs.store.models import KeyGrant
 
 
@@ -43,10 +45,32 @@ def idempotency(ex: Exchange, grant: KeyGrant) -> tuple[str, str] | None:
     return grant.customer_id, validate_key(ex.idempotency_key)
 
 
+def model_input(ex: Exchange, body: bytes) -> dict[str, Any]:
+    """A run's or submit's input, refused before anything is held or sent exactly as the
+    emulator (fal) refuses it: 415 for a body that is not JSON by its content type, 422
+    (`MalformedJson`) for one that is not a JSON object. An empty body is `{}`."""
+    if not body or body.isspace():
+        return {}
+    content_type = media_type(ex.forward)
+    if not is_json_type(content_type):
+        raise UnsupportedMediaType(f"Unsupported content type {content_type!r}: send JSON")
+    return parse_object(body)
+
+
+def media_type(forwarded: list[tuple[str, str]]) -> str:
+    """The request's media type, lower case without parameters (aiohttp's default when
+    the header is missing, as the emulator reads it)."""
+    for name, value in forwarded:
+        if name == "content-type":
+            return value.partition(";")[0].strip().lower()
+    return "application/octet-stream"
+
+
 def json_body(body: bytes | None) -> Any:
+    """A body's JSON value, or None when it has none (never raises)."""
     try:
-        return json.loads(body) if body else None
-    except ValueError:
+        return parse_json(body) if body else None
+    except MalformedJson:
         return None
 
 

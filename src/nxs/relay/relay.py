@@ -8,7 +8,6 @@ delivery — same bytes, re-signed by NXS — and answers at once; the worker de
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from nxs.config import Settings
-from nxs.errors import NxsError, render
+from nxs.errors import MalformedJson, NxsError, render
+from nxs.jsoninput import parse_json
 from nxs.relay.callbacks import Callback, Callbacks, Registration
 from nxs.relay.outbox import Delivery, Outbox
 from nxs.relay.signing import SigningKey
@@ -197,8 +197,8 @@ class Relay:
 def _parse(body: bytes) -> dict[str, Any]:
     """The webhook's JSON object (UTF-8); anything else is a 400."""
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        document = parse_json(body.decode("utf-8"))
+    except (UnicodeDecodeError, MalformedJson) as exc:
         raise MalformedWebhook("Webhook body is not UTF-8 JSON") from exc
     if not isinstance(document, dict):
         raise MalformedWebhook("Webhook body is not a JSON object")

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from nxs.admin.api import accounts, audit_log, customers, errors, plans, upstream, usage
+from nxs.admin.api.body import checked_receive
 from nxs.admin.api.context import AdminContext, AdminDisabled, require_admin
 from nxs.admin.api.schemas import ErrorOut
 from nxs.config import Settings
@@ -84,6 +85,11 @@ class AdminApi:
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if not self.enabled:
             await _respond(send, AdminDisabled())
+            return
+        try:
+            receive = await checked_receive(scope, receive)
+        except NxsError as error:  # malformed JSON: refused before any route runs
+            await _respond(send, error)
             return
         try:
             await self.app(scope, receive, send)
