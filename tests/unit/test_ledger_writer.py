@@ -1,6 +1,7 @@
 """The group-commit writer's batched paths: reservations whose row inserts are deferred into
 the batch, and plain ledger inserts (multi-row INSERTs), with a failure undoing only its own
-request; a batch stays open a few loop turns, and `stop()` commits what is queued.
+request; a batch stays open a few loop turns, and `stop()` commits what is queued. On
+PostgreSQL every batch commits on a store thread (`Offload`), as the gateway runs it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from nxs.billing.settle import Settlement, UnitsSource, Verdict
 from nxs.billing.writer import COMMIT_TURNS, ROWS_PER_INSERT, LedgerWriter
 from nxs.store import customers
 from nxs.store.database import Database, IntegrityViolation, Params, Row
+from nxs.store.offload import Offload
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
+
+
+@pytest.fixture
+def offload(db: Database) -> Iterator[Offload]:
+    """Where the writer commits: inline on SQLite, on store threads on PostgreSQL."""
+    found = Offload(db, 4)
+    yield found
+    found.close()
 
 
 def entry(customer_id: str, entry_id: str) -> Entry:
@@ -46,12 +56,14 @@ def new_customer(db: Database) -> str:
         return customers.create(db, "acme").id
 
 
-def test_deferred_reservation_inserts_commit_only_for_admitted_requests(db: Database) -> None:
+def test_deferred_reservation_inserts_commit_only_for_admitted_requests(
+    db: Database, offload: Offload
+) -> None:
     cid = new_customer(db)
     catalog.grant_credit(db, cid, Money.parse("0.05"))
 
     async def main() -> list[bool]:
-        writer = LedgerWriter(db)
+        writer = LedgerWriter(db, offload)
 
         async def one(n: int) -> bool:
             item = entry(cid, f"led_{n}")
@@ -72,7 +84,9 @@ def test_deferred_reservation_inserts_commit_only_for_admitted_requests(db: Data
     assert catalog.get_balance(db, cid).reserved == Money.parse("0.05")
 
 
-def test_a_duplicate_insert_fails_alone_and_the_rest_of_its_batch_commits(db: Database) -> None:
+def test_a_duplicate_insert_fails_alone_and_the_rest_of_its_batch_commits(
+    db: Database, offload: Offload
+) -> None:
     cid = new_customer(db)
     rows = [
         ledger.row(entry(cid, "led_a"), "settled"),
@@ -81,7 +95,7 @@ def test_a_duplicate_insert_fails_alone_and_the_rest_of_its_batch_commits(db: Da
     ]
 
     async def main() -> list[object]:
-        writer = LedgerWriter(db)
+        writer = LedgerWriter(db, offload)
         calls = (writer.execute(ledger.INSERT, row) for row in rows)
         return list(await asyncio.gather(*calls, return_exceptions=True))
 
@@ -150,14 +164,14 @@ def stored_rows(db: Database) -> list[Row]:
 
 
 def test_75_rows_queued_together_land_in_order_with_their_values_in_one_commit(
-    db: Database,
+    db: Database, offload: Offload
 ) -> None:
     cid = new_customer(db)
     counted = CountingDatabase(db)
     count = 2 * ROWS_PER_INSERT + 11  # two full multi-row INSERTs and a short one
 
     async def main() -> list[None]:
-        writer = LedgerWriter(counted)
+        writer = LedgerWriter(counted, offload)
         futures = [writer.submit(ledger.INSERT, settled_row(cid, n)) for n in range(count)]
         return list(await asyncio.gather(*futures))
 
@@ -178,7 +192,7 @@ def test_75_rows_queued_together_land_in_order_with_their_values_in_one_commit(
 
 @pytest.mark.parametrize("duplicate_at", [9, 40], ids=["same-insert", "later-insert"])
 def test_a_duplicate_id_in_a_multi_row_batch_fails_only_its_own_caller(
-    db: Database, duplicate_at: int
+    db: Database, offload: Offload, duplicate_at: int
 ) -> None:
     cid = new_customer(db)
     count = 70
@@ -186,7 +200,7 @@ def test_a_duplicate_id_in_a_multi_row_batch_fails_only_its_own_caller(
     rows[duplicate_at] = settled_row(cid, duplicate_at, entry_id="led_005")
 
     async def main() -> list[object]:
-        writer = LedgerWriter(db)
+        writer = LedgerWriter(db, offload)
         futures = [writer.submit(ledger.INSERT, row) for row in rows]
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
@@ -200,12 +214,14 @@ def test_a_duplicate_id_in_a_multi_row_batch_fails_only_its_own_caller(
 
 
 @pytest.mark.parametrize("turns", range(1, COMMIT_TURNS))
-def test_writes_queued_in_the_next_turns_join_the_same_commit(db: Database, turns: int) -> None:
+def test_writes_queued_in_the_next_turns_join_the_same_commit(
+    db: Database, offload: Offload, turns: int
+) -> None:
     cid = new_customer(db)
     counted = CountingDatabase(db)
 
     async def main() -> None:
-        writer = LedgerWriter(counted)
+        writer = LedgerWriter(counted, offload)
         loop = asyncio.get_running_loop()
         later: asyncio.Future[asyncio.Future[None]] = loop.create_future()
 
@@ -225,12 +241,12 @@ def test_writes_queued_in_the_next_turns_join_the_same_commit(db: Database, turn
     assert [r["id"] for r in stored_rows(db)] == ["led_000", "led_001"]
 
 
-def test_a_write_queued_after_the_flush_gets_its_own_commit(db: Database) -> None:
+def test_a_write_queued_after_the_flush_gets_its_own_commit(db: Database, offload: Offload) -> None:
     cid = new_customer(db)
     counted = CountingDatabase(db)
 
     async def main() -> None:
-        writer = LedgerWriter(counted)
+        writer = LedgerWriter(counted, offload)
         loop = asyncio.get_running_loop()
         later: asyncio.Future[asyncio.Future[None]] = loop.create_future()
 
@@ -243,8 +259,8 @@ def test_a_write_queued_after_the_flush_gets_its_own_commit(db: Database) -> Non
         first = writer.submit(ledger.INSERT, settled_row(cid, 0))
         loop.call_soon(queue_after, COMMIT_TURNS - 1)
         second = await later
-        assert first.done() and not second.done()
-        await second
+        assert not second.done()
+        await asyncio.gather(first, second)
         await writer.execute(ledger.INSERT, settled_row(cid, 2))  # after a resolved write
 
     asyncio.run(main())
@@ -252,11 +268,13 @@ def test_a_write_queued_after_the_flush_gets_its_own_commit(db: Database) -> Non
     assert [r["id"] for r in stored_rows(db)] == ["led_000", "led_001", "led_002"]
 
 
-def test_stop_commits_what_is_queued(db: Database, open_db: Callable[[], Database]) -> None:
+def test_stop_commits_what_is_queued(
+    db: Database, offload: Offload, open_db: Callable[[], Database]
+) -> None:
     cid = new_customer(db)
 
     async def main() -> list[bool]:
-        writer = LedgerWriter(db)
+        writer = LedgerWriter(db, offload)
         futures = [writer.submit(ledger.INSERT, settled_row(cid, n)) for n in range(3)]
         grant = asyncio.create_task(
             writer.run(lambda d: catalog.grant_credit(d, cid, Money.parse("2")))

@@ -6,8 +6,10 @@ COMMIT` on the event loop (plain statements grouped per SQL text — an INSERT o
 row becomes multi-row INSERTs of up to `ROWS_PER_INSERT`, a quarter cheaper per row than
 `executemany`; a WAL commit without fsync is cheaper than a thread hop), and resolves the
 futures only after the commit: an answer released after the await is durable (WAL
-survives SIGKILL). A write
-that raises (e.g. InsufficientCredit) is undone alone and its caller gets the error.
+survives SIGKILL). A write that raises (e.g. InsufficientCredit) is undone alone and its
+caller gets the error. On a network database (`Offload` not inline) the batch commits on a
+store thread, one batch at a time; what is queued meanwhile forms the next batch, so rows
+per commit grow with the round trip and the event loop never waits on it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from itertools import chain
 from typing import Any, Final, TypeVar
 
 from nxs.store.database import Database, Params
+from nxs.store.offload import Offload
 
 LOG = logging.getLogger("nxs.billing")
 MAX_BATCH: Final = 200
@@ -41,8 +44,10 @@ class LedgerWriter:
     thread hop.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, offload: Offload | None = None) -> None:
         self._db = database
+        self._offload = None if offload is None or offload.inline else offload
+        self._committing: asyncio.Future[list[tuple[bool, Any]]] | None = None
         self._pending: list[Item] = []
         self._statements: list[Statement] = []
         self._deferred: list[tuple[str, Params]] = []
@@ -54,8 +59,14 @@ class LedgerWriter:
 
     async def stop(self) -> None:
         """Commit what is still queued."""
+        while self._committing is not None:
+            await asyncio.wait([self._committing])
+            await asyncio.sleep(0)  # let the done callback start the next batch
         if self._pending or self._statements:
             self._flush()
+        while self._committing is not None:
+            await asyncio.wait([self._committing])
+            await asyncio.sleep(0)
 
     async def run(self, operation: Callable[[Database], T]) -> T:
         """Run `operation(db)` in the next batch; returns (or raises) once committed."""
@@ -99,23 +110,43 @@ class LedgerWriter:
 
     def _flush(self) -> None:
         self._scheduled = False
+        if self._offload is not None:
+            self._flush_offloaded()
+            return
         while self._pending or self._statements:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            statements = self._statements[:MAX_BATCH]
-            self._statements = self._statements[MAX_BATCH:]
-            futures = [future for _, future in batch] + [item[2] for item in statements]
+            batch, statements = self._take()
             try:
                 outcomes = self._commit(batch, statements)
             except Exception as exc:  # the commit itself failed: every caller learns it
-                LOG.exception("ledger batch of %d failed", len(futures))
-                outcomes = [(False, exc)] * len(futures)
-            for future, (ok, value) in zip(futures, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+                outcomes = _failed(exc, len(batch) + len(statements))
+            _resolve(batch, statements, outcomes)
+
+    def _flush_offloaded(self) -> None:
+        """Commit the next batch on a store thread unless one is committing already (its
+        end starts the next)."""
+        if self._committing is not None or not (self._pending or self._statements):
+            return
+        assert self._offload is not None
+        batch, statements = self._take()
+        committing = self._offload.submit(lambda: self._commit(batch, statements))
+        self._committing = committing
+
+        def committed(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+            self._committing = None
+            error = done.exception()
+            outcomes = (
+                done.result() if error is None else _failed(error, len(batch) + len(statements))
+            )
+            _resolve(batch, statements, outcomes)
+            self._flush_offloaded()
+
+        committing.add_done_callback(committed)
+
+    def _take(self) -> tuple[list[Item], list[Statement]]:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        statements = self._statements[:MAX_BATCH]
+        self._statements = self._statements[MAX_BATCH:]
+        return batch, statements
 
     def _commit(self, batch: list[Item], statements: list[Statement]) -> list[tuple[bool, Any]]:
         """Run the batch in one transaction (operations first, then the statements grouped
@@ -170,6 +201,25 @@ class LedgerWriter:
                     self._deferred = []
                 db.execute("RELEASE SAVEPOINT op")
         return outcomes
+
+
+def _failed(error: BaseException, count: int) -> list[tuple[bool, Any]]:
+    """The commit itself failed: every caller of the batch learns it."""
+    LOG.error("ledger batch of %d failed", count, exc_info=error)
+    return [(False, error)] * count
+
+
+def _resolve(
+    batch: list[Item], statements: list[Statement], outcomes: list[tuple[bool, Any]]
+) -> None:
+    futures = [future for _, future in batch] + [item[2] for item in statements]
+    for future, (ok, value) in zip(futures, outcomes, strict=True):
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _statement(sql: str, params: Params) -> Operation:

@@ -47,13 +47,13 @@ class CompletionNotRecorded(NxsError):
     status, error_type, detail = 503, "completion_not_recorded", "Request not recorded yet"
 
 
-def open_entry(meter: Meter, request_id: str) -> Entry | None:
+async def open_entry(meter: Meter, request_id: str) -> Entry | None:
     """The request's open ledger entry (memory first, then the store)."""
     if not meter.enabled or request_id in meter.closed:
         return None
     entry = meter.open.get(request_id)
     if entry is None:
-        entry = ledger.find_open(meter.db, request_id)
+        entry = await meter.call(ledger.find_open, meter.db, request_id)
         if entry is None:
             meter.release_request(request_id)
             return None
@@ -87,7 +87,7 @@ async def finish(
 
 async def result_seen(meter: Meter, request_id: str, response: ClientResponse) -> None:
     """A result fetch: COMPLETED settles from the header or body, an ERROR result refunds."""
-    entry = open_entry(meter, request_id)
+    entry = await open_entry(meter, request_id)
     if entry is None:
         return
     headers = response.headers
@@ -126,7 +126,7 @@ async def cancel_seen(meter: Meter, request_id: str, status: int) -> None:
 
 async def due_now(meter: Meter, request_id: str) -> None:
     """The request's open row (if any) is checked by the reconciler's next pass."""
-    entry = open_entry(meter, request_id)
+    entry = await open_entry(meter, request_id)
     if entry is None:
         return
     entry_id, moment = entry.id, time.time()
@@ -152,14 +152,16 @@ async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any
     for _ in range(WEBHOOK_WAITS):
         if request_id in meter.closed:
             return
-        entry = meter.open.get(request_id) or ledger.find_open(meter.db, request_id)
+        entry = meter.open.get(request_id) or await meter.call(
+            ledger.find_open, meter.db, request_id
+        )
         if entry is not None and outcome is Outcome.ERROR_RESULT:
             await due_now(meter, request_id)
             return
         if entry is not None:
             await finish(meter, entry, outcome, {}, document.get("payload"))
             return
-        if ledger.recorded(meter.db, request_id):
+        if await meter.call(ledger.recorded, meter.db, request_id):
             return  # closed already: by a result fetch, a status poll or the reconciler
         await asyncio.sleep(WEBHOOK_WAIT_SECONDS)
     raise CompletionNotRecorded()

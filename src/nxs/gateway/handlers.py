@@ -101,27 +101,29 @@ class Handlers:
             if response.status < 300 and callback is not None:
                 self.s.webhooks.attach(callback, payload)
             if response.status < 300:
-                payload = self._record(ex, route, grant, entry.key.id, payload)
+                payload = await self._record(ex, route, grant, entry.key.id, payload)
             headers = response_headers(response, keep_length=False)
             await self.s.meter.submitted(ticket, response.status, headers, payload, entry.key.id)
             await ex.respond(response.status, payload, headers)
         finally:
             self.s.forwarder.done(entry, response)
 
-    def _record(
+    async def _record(
         self, ex: Exchange, route: Route, grant: KeyGrant, upstream_id: str, payload: bytes
     ) -> bytes:
         try:
             request_id = json.loads(payload)["request_id"]
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamFailed("fal answered a submit without a request id") from exc
-        self.s.book.record(request_id, grant.customer_id, grant.key_id, upstream_id, route.endpoint)
+        await self.s.book.record(
+            request_id, grant.customer_id, grant.key_id, upstream_id, route.endpoint
+        )
         base = ex.public_base(self.s.settings.public_url)
         return rewrite_body(payload, queue_urls(base, route.endpoint, request_id))
 
     async def request_op(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """Status, status stream, result, cancel: only the submitting key, never failover."""
-        queued = self.s.book.find(route.request_id, grant.customer_id)
+        queued = await self.s.book.find(route.request_id, grant.customer_id)
         entry = self.s.pool.get(queued.upstream_key_id)
         if entry is None:
             raise UpstreamFailed("The upstream key of this request is no longer available")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 from aiohttp import ClientResponse
 
@@ -45,12 +45,14 @@ from nxs.gateway.tickets import Ticket
 from nxs.state.leases import queued_lease_seconds, run_lease_seconds
 from nxs.store.database import Database
 from nxs.store.models import KeyGrant
+from nxs.store.offload import Offload
 
 KINDS: Final = {routes.RUN: "run", routes.SUBMIT: "queue"}
 PERMIT_MAX_AGE: Final = 3600.0
 MEMORY_LIMIT: Final = 20_000
 ZERO: Final = Money.zero()
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -71,9 +73,10 @@ class Meter:
     settlements: dict[tuple[object, ...], Settlement] = field(default_factory=dict)
     costs: dict[tuple[Decimal, Decimal, Decimal], Money] = field(default_factory=dict)
     tariffs: Tariffs = field(default_factory=Tariffs)
+    offload: Offload | None = None  # where the writer commits (a store thread on PostgreSQL)
 
     def __post_init__(self) -> None:
-        self.writer = LedgerWriter(self.db)
+        self.writer = LedgerWriter(self.db, self.offload)
 
     def start(self) -> None:
         self.reload()
@@ -83,11 +86,22 @@ class Meter:
         await asyncio.gather(*self.releases, return_exceptions=True)
         await self.writer.stop()
 
-    def reload(self) -> None:
-        """Re-read plans, subscriptions and prices (the store version moved)."""
+    def reload(self, snapshot: BillingSnapshot | None = None) -> None:
+        """Re-read plans, subscriptions and prices (the store version moved), or take
+        `snapshot`, read by the caller off the event loop."""
         if self.enabled:
-            self.snapshot = load_snapshot(self.db)
+            self.snapshot = load_snapshot(self.db) if snapshot is None else snapshot
             self.tariffs.clear()
+
+    async def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A store read of billing's, off the event loop on a network database."""
+        if self.offload is None:
+            return function(*args, **kwargs)
+        return await self.offload.call(function, *args, **kwargs)
+
+    def read_snapshot(self) -> BillingSnapshot | None:
+        """Plans, subscriptions and prices as stored now (None when billing is off)."""
+        return load_snapshot(self.db) if self.enabled else None
 
     # -- admission --------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol
 from nxs.errors import NotFound
 from nxs.gateway.routes import app_id
 from nxs.store.models import QueuedRequest
+from nxs.store.offload import Offload
 
 RECENT_LIMIT: Final = 10_000
 URL_FIELDS: Final = ("response_url", "status_url", "cancel_url")
@@ -30,27 +31,31 @@ class RequestNotFound(NotFound):
 
 
 class QueueBook:
-    """The request-id mapping, with this process's recent submits kept in memory."""
+    """The request-id mapping, with this process's recent submits kept in memory; the
+    store is reached through `offload` (off the event loop on a network database)."""
 
-    def __init__(self, store: QueueStore) -> None:
+    def __init__(self, store: QueueStore, offload: Offload) -> None:
         self._store = store
+        self._offload = offload
         self._recent: dict[str, QueuedRequest] = {}
 
-    def record(
+    async def record(
         self, request_id: str, customer_id: str, api_key_id: str, upstream_id: str, endpoint: str
     ) -> QueuedRequest:
         queued = QueuedRequest(
             request_id, customer_id, api_key_id, upstream_id, endpoint, time.time()
         )
-        self._store.record_queued(queued)
+        await self._offload.call(self._store.record_queued, queued)
         if len(self._recent) >= RECENT_LIMIT:
             del self._recent[next(iter(self._recent))]
         self._recent[request_id] = queued
         return queued
 
-    def find(self, request_id: str, customer_id: str) -> QueuedRequest:
+    async def find(self, request_id: str, customer_id: str) -> QueuedRequest:
         """The customer's own request; 404 for unknown ids and for other customers' ids."""
-        queued = self._recent.get(request_id) or self._store.find_queued(request_id)
+        queued = self._recent.get(request_id)
+        if queued is None:
+            queued = await self._offload.call(self._store.find_queued, request_id)
         if queued is None or queued.customer_id != customer_id:
             raise RequestNotFound()
         return queued

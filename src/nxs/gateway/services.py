@@ -15,6 +15,7 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
+from nxs.billing.catalog import BillingSnapshot
 from nxs.config import Settings
 from nxs.gateway.auth import Authenticator
 from nxs.gateway.billing_setup import start_billing
@@ -37,12 +38,15 @@ from nxs.state.leases import run_lease_seconds
 from nxs.state.memory import InProcessState
 from nxs.store import claims
 from nxs.store.database import parse_url
+from nxs.store.models import KeyGrant, UpstreamKey
+from nxs.store.offload import Offload
 from nxs.store.store import Store
 
 LOG = logging.getLogger("nxs.gateway")
 HOSTS: Final = (RUN_HOST, QUEUE_HOST, *sorted(REST_HOSTS))
 # A cheap authenticated call: a locked account gets 403, a working one 404 (no such id).
 PROBE_PATH: Final = "fal-ai/any-model/requests/00000000-0000-0000-0000-000000000000/status"
+Snapshot = tuple[dict[str, KeyGrant], list[UpstreamKey], BillingSnapshot | None]
 PROBE_JOB: Final = "probe-suspended-keys"  # one prober per cluster (a job lease)
 
 
@@ -60,6 +64,7 @@ class Services:
     metrics: Metrics
     shared_metrics: SharedMetrics  # /metrics: the sum over this replica's workers
     forwarder: Forwarder
+    offload: Offload  # the store calls of this worker: inline on SQLite, threads on PostgreSQL
     webhooks: Webhooks = field(init=False)  # relay; `webhooks.completions` settles
     realtime: RealtimeBridge = field(init=False)  # `realtime.meter` counts sessions
     meter: Meter = field(init=False)  # billing: plans, limits, ledger (gateway/metering.py)
@@ -75,6 +80,7 @@ class Services:
         """Open the store and the session, load the snapshot, start the background loops."""
         store = Store.open(settings)
         store.database.offload_checkpoints()  # commits run on the event loop
+        offload = Offload(store.database, settings.database_pool_size)
         session = open_session(settings)
         pool = KeyPool(store.set_upstream_state)
         metrics = Metrics()
@@ -86,7 +92,8 @@ class Services:
             router=Router(settings.known_owners),
             auth=Authenticator(store.key_hash, lookup),
             pool=pool,
-            book=QueueBook(store),
+            book=QueueBook(store, offload),
+            offload=offload,
             metrics=metrics,
             shared_metrics=SharedMetrics(metrics, settings.metrics_dir),
             forwarder=Forwarder(session, pool, metrics),
@@ -102,13 +109,14 @@ class Services:
             settings.reconcile_after_seconds,
             limiter=services.state,
             run_lease=run_lease_seconds(settings.upstream_timeout_seconds),
+            offload=offload,
         )
         if services.meter.enabled:
             services.realtime.meter = RealtimeBilling(services.meter)
         services.refresh()
         lookup.on_found = services.refresh  # a new key: catch up with what came before it
         services.tasks = [
-            asyncio.create_task(services._every(settings.refresh_seconds, services.refresh)),
+            asyncio.create_task(services._every(settings.refresh_seconds, services.poll)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
             asyncio.create_task(services._every(PUBLISH_SECONDS, services.publish_metrics)),
         ]
@@ -130,6 +138,7 @@ class Services:
         await self.meter.stop()
         await self.state.close()
         await self.session.close()
+        self.offload.close()
         self.store.close()
 
     def publish_metrics(self) -> None:
@@ -147,20 +156,42 @@ class Services:
                 LOG.exception("background task failed")
 
     def refresh(self) -> None:
-        """Reload keys and pool when the store's version moved (a CLI or pool change)."""
+        """Reload keys and pool when the store's version moved (a CLI or pool change), now:
+        at startup, and when a key the snapshot lacked was found in the store."""
         try:
             version = self.store.version()
             if version != self.version:
-                self.auth.load(self.store.grants())
-                self.pool.load(self.store.upstream_keys())
-                self.meter.reload()
-                self.version = version
+                self._apply(version, self._read())
         except Exception:
-            if self.store_ok:
-                LOG.exception("store unreachable")
-            self.store_ok = False
+            self._store_failed()
             return
         self.store_ok = True
+
+    async def poll(self) -> None:
+        """`refresh` every `refresh_seconds`, its reads off the event loop (`Offload`)."""
+        try:
+            version = await self.offload.call(self.store.version)
+            if version != self.version:
+                self._apply(version, await self.offload.call(self._read))
+        except Exception:
+            self._store_failed()
+            return
+        self.store_ok = True
+
+    def _read(self) -> Snapshot:
+        return self.store.grants(), self.store.upstream_keys(), self.meter.read_snapshot()
+
+    def _apply(self, version: int, snapshot: Snapshot) -> None:
+        grants, upstream_keys, billing = snapshot
+        self.auth.load(grants)
+        self.pool.load(upstream_keys)
+        self.meter.reload(billing)
+        self.version = version
+
+    def _store_failed(self) -> None:
+        if self.store_ok:
+            LOG.exception("store unreachable")
+        self.store_ok = False
 
     async def probe(self) -> None:
         """Ask fal about each suspended key; resume it once it no longer answers 403.

@@ -70,17 +70,20 @@ class DeliveryWorker:
     async def _run(self) -> None:
         while True:
             try:
-                self._claim()
+                await self._claim()
                 await self._sleep()
             except DatabaseError as exc:  # e.g. locked for too long: try again shortly
                 logger.warning("webhook outbox unavailable: %s", exc.detail)
                 await asyncio.sleep(self._config.idle_poll_seconds)
 
-    def _claim(self) -> None:
+    async def _claim(self) -> None:
+        """Claim due rows (on a thread: the outbox's reads and writes never hold the event
+        loop, which matters on a network database) and start their attempts."""
         free = self._config.max_concurrency - len(self._inflight)
         if free <= 0:
             return
-        for delivery in self._outbox.claim_due(free, self._config.lease_seconds):
+        lease = self._config.lease_seconds
+        for delivery in await asyncio.to_thread(self._outbox.claim_due, free, lease):
             task = asyncio.get_running_loop().create_task(self._deliver(delivery))
             self._inflight.add(task)
             task.add_done_callback(self._finished)
@@ -90,7 +93,7 @@ class DeliveryWorker:
         self._wakeup.set()  # a slot is free: look for more due rows
 
     async def _sleep(self) -> None:
-        due = self._outbox.next_due()
+        due = await asyncio.to_thread(self._outbox.next_due)
         delay = self._config.idle_poll_seconds
         if due is not None:
             delay = min(delay, max(due - time.time(), 0.0))
@@ -112,7 +115,7 @@ class DeliveryWorker:
         delivered = attempt.error is None
         retry_in = None if delivered else self._retry_delay(attempt.attempt)
         try:
-            self._outbox.record(delivery, attempt, retry_in)
+            await asyncio.to_thread(self._outbox.record, delivery, attempt, retry_in)
         except DatabaseError as exc:  # the lease runs out and the row is tried again
             logger.warning("webhook delivery %s not recorded: %s", delivery.id, exc.detail)
             return
