@@ -3,9 +3,10 @@ by the next reload once revoked, and unknown keys bounded by remembered misses a
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,15 @@ from nxs.config import Settings
 from nxs.errors import InvalidApiKey, PaymentRequired
 from nxs.gateway.auth import Authenticator
 from nxs.gateway.key_lookup import MISS_TTL_SECONDS, KeyLookup
+from nxs.store.models import KeyGrant
 from nxs.store.store import Store
+
+
+def reader(store: Store) -> Callable[[str], Awaitable[KeyGrant | None]]:
+    async def find(key_hash: str) -> KeyGrant | None:
+        return store.find_grant(key_hash)
+
+    return find
 
 
 class Clock:
@@ -44,10 +53,14 @@ def counts() -> Counter[str]:
 
 @pytest.fixture
 def auth(store: Store, clock: Clock, counts: Counter[str]) -> Authenticator:
-    lookup = KeyLookup(store.find_grant, counts, rate=5, burst=5, clock=clock)
+    lookup = KeyLookup(reader(store), counts, rate=5, burst=5, clock=clock)
     authenticator = Authenticator(store.key_hash, lookup)
     authenticator.load(store.grants())
     return authenticator
+
+
+def authenticate(auth: Authenticator, authorization: str) -> KeyGrant:
+    return asyncio.run(auth.authenticate(authorization))
 
 
 def unknown_key() -> str:
@@ -58,8 +71,8 @@ def test_key_created_after_the_snapshot_authenticates_with_one_lookup(
     store: Store, auth: Authenticator, counts: Counter[str]
 ) -> None:
     record, key = store.create_key("acme")
-    assert auth.authenticate(f"Key {key}").key_id == record.id
-    assert auth.authenticate(f"Bearer {key}").key_id == record.id
+    assert authenticate(auth, f"Key {key}").key_id == record.id
+    assert authenticate(auth, f"Bearer {key}").key_id == record.id
     assert auth.key_grant(record.id).customer_name == "acme"
     assert counts == Counter(found=1)
 
@@ -68,11 +81,11 @@ def test_key_found_by_lookup_is_dropped_by_the_reload_after_its_revocation(
     store: Store, auth: Authenticator
 ) -> None:
     record, key = store.create_key("acme")
-    auth.authenticate(f"Key {key}")
+    authenticate(auth, f"Key {key}")
     store.revoke_key(record.id)
     auth.load(store.grants())
     with pytest.raises(InvalidApiKey):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
     with pytest.raises(InvalidApiKey):
         auth.key_grant(record.id)
 
@@ -81,14 +94,14 @@ def test_new_key_of_a_suspended_customer_is_402(store: Store, auth: Authenticato
     _, key = store.create_key("acme")
     store.set_customer_status("acme", "suspended")
     with pytest.raises(PaymentRequired):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
 
 
 def test_revoked_key_is_not_found(store: Store, auth: Authenticator, counts: Counter[str]) -> None:
     record, key = store.create_key("acme")
     store.revoke_key(record.id)
     with pytest.raises(InvalidApiKey):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
     assert counts == Counter(missing=1)
 
 
@@ -99,7 +112,7 @@ def test_malformed_keys_are_refused_without_a_query(
     auth: Authenticator, counts: Counter[str], key: str
 ) -> None:
     with pytest.raises(InvalidApiKey):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
     assert counts == Counter()
 
 
@@ -109,14 +122,14 @@ def test_a_missed_key_is_not_queried_again_until_the_ttl_or_a_reload(
     key = unknown_key()
     for _ in range(3):
         with pytest.raises(InvalidApiKey):
-            auth.authenticate(f"Key {key}")
+            authenticate(auth, f"Key {key}")
     assert counts == Counter(missing=1, known_miss=2)
     clock.now += MISS_TTL_SECONDS
     with pytest.raises(InvalidApiKey):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
     auth.load(store.grants())
     with pytest.raises(InvalidApiKey):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
     assert counts == Counter(missing=3, known_miss=2)
 
 
@@ -125,14 +138,14 @@ def test_lookups_beyond_the_rate_are_refused_without_a_query(
 ) -> None:
     for _ in range(20):
         with pytest.raises(InvalidApiKey):
-            auth.authenticate(f"Key {unknown_key()}")
+            authenticate(auth, f"Key {unknown_key()}")
     assert counts == Counter(missing=5, rate_limited=15)
     clock.now += 0.5  # two and a half tokens at 5/s: two lookups
     _, key = store.create_key("acme")
-    assert auth.authenticate(f"Key {key}").customer_name == "acme"
+    assert authenticate(auth, f"Key {key}").customer_name == "acme"
     for _ in range(3):
         with pytest.raises(InvalidApiKey):
-            auth.authenticate(f"Key {unknown_key()}")
+            authenticate(auth, f"Key {unknown_key()}")
     assert counts == Counter(found=1, missing=6, rate_limited=17)
 
 
@@ -141,29 +154,40 @@ def test_without_a_lookup_the_snapshot_alone_decides(store: Store) -> None:
     auth.load(store.grants())
     _, key = store.create_key("acme")
     with pytest.raises(InvalidApiKey):
-        auth.authenticate(f"Key {key}")
+        authenticate(auth, f"Key {key}")
 
 
 def test_only_a_found_key_calls_the_catch_up(store: Store, counts: Counter[str]) -> None:
     caught_up: list[str] = []
-    lookup = KeyLookup(store.find_grant, counts)
-    lookup.on_found = lambda: caught_up.append("refresh")
+    lookup = KeyLookup(reader(store), counts)
+
+    async def catch_up() -> None:
+        caught_up.append("refresh")
+
+    lookup.on_found = catch_up
     _, key = store.create_key("acme")
-    assert lookup.find(store.key_hash(unknown_key())) is None
-    assert lookup.find(store.key_hash(key)) is not None
+    assert asyncio.run(lookup.find(store.key_hash(unknown_key()))) is None
+    assert asyncio.run(lookup.find(store.key_hash(key))) is not None
     assert caught_up == ["refresh"]
 
 
 def test_a_grant_read_across_a_reload_answers_but_is_not_kept(store: Store) -> None:
     counts: Counter[str] = Counter()
-    lookup = KeyLookup(store.find_grant, counts)
+    lookup = KeyLookup(reader(store), counts)
     auth = Authenticator(store.key_hash, lookup)
     auth.load(store.grants())
     record, key = store.create_key("acme")
-    lookup.on_found = lambda: auth.load({})  # a reload that saw the key revoked meanwhile
-    assert auth.authenticate(f"Key {key}").key_id == record.id
-    lookup.on_found = lambda: None
+
+    async def revoked_meanwhile() -> None:  # a reload that saw the key revoked meanwhile
+        auth.load({})
+
+    async def nothing() -> None:
+        return None
+
+    lookup.on_found = revoked_meanwhile
+    assert authenticate(auth, f"Key {key}").key_id == record.id
+    lookup.on_found = nothing
     with pytest.raises(InvalidApiKey):
         auth.key_grant(record.id)
-    assert auth.authenticate(f"Key {key}").key_id == record.id  # looked up again
+    assert authenticate(auth, f"Key {key}").key_id == record.id  # looked up again
     assert counts["found"] == 2

@@ -100,7 +100,7 @@ class Gateway:
         if route.kind in PUBLIC:
             await getattr(handlers, route.kind)(ex)
             return
-        grant = services.auth.authenticate(ex.authorization)
+        grant = await services.auth.authenticate(ex.authorization)
         ex.customer = grant.customer_name
         query = ex.query
         if route.kind == routes.PROXY:

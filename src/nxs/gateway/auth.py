@@ -42,11 +42,12 @@ class Authenticator:
         if self._store_lookup is not None:
             self._store_lookup.forget()
 
-    def authenticate(self, authorization: str | None) -> KeyGrant:
-        """The grant of an active customer's key; 401 if missing/unknown, 402 if suspended."""
+    async def authenticate(self, authorization: str | None) -> KeyGrant:
+        """The grant of an active customer's key; 401 if missing/unknown, 402 if suspended.
+        A snapshot hit awaits nothing; only a miss reads the store (off the event loop)."""
         if not authorization:
             raise InvalidApiKey()
-        grant = self._memo.get(authorization) or self._lookup(authorization)
+        grant = self._memo.get(authorization) or await self._lookup(authorization)
         if not grant.customer_active:
             raise PaymentRequired()
         return grant
@@ -61,12 +62,12 @@ class Authenticator:
             raise PaymentRequired()
         return grant
 
-    def _lookup(self, authorization: str) -> KeyGrant:
+    async def _lookup(self, authorization: str) -> KeyGrant:
         token = _token(authorization)
         if token is None or not token.startswith(KEY_PREFIX):
             raise InvalidApiKey()
         hashed = self._key_hash(token)
-        grant = self._grants.get(hashed) or self._find(token, hashed)
+        grant = self._grants.get(hashed) or await self._find(token, hashed)
         if self._grants.get(hashed) is not grant:
             return grant  # read across a load: not kept (see `_find`)
         if len(self._memo) >= _MEMO_LIMIT:
@@ -74,14 +75,14 @@ class Authenticator:
         self._memo[authorization] = grant
         return grant
 
-    def _find(self, token: str, hashed: str) -> KeyGrant:
+    async def _find(self, token: str, hashed: str) -> KeyGrant:
         """A key the snapshot lacks, from the store; kept until the next load. A grant read
-        while a load happened (possible once the read is awaited) may predate a revocation
+        while a load happened (the read is awaited) may predate a revocation
         that load saw: it answers this request but is not kept."""
         if self._store_lookup is None or not well_formed(token):
             raise InvalidApiKey()
         generation = self._generation
-        grant = self._store_lookup.find(hashed)
+        grant = await self._store_lookup.find(hashed)
         if grant is None:
             raise InvalidApiKey()
         if generation == self._generation:

@@ -24,9 +24,9 @@ its first request, not only the key. Unknown keys must not turn into a query eac
   created meanwhile may be refused until the worker's next poll picks it up
   (`NXS_REFRESH_SECONDS`), as every new key was before lookups existed.
 
-The read is synchronous today (SQLite on the event loop, like the rest of the gateway);
-when the store becomes async this is the one call to await, and `Authenticator` already
-refuses to cache a grant read across a reload.
+The read and the catch-up are awaited (through the worker's `Offload`: inline on SQLite,
+on a store thread on PostgreSQL), and `Authenticator` refuses to cache a grant read across
+a reload.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from nxs.store.database import DatabaseError
@@ -53,7 +53,7 @@ class KeyLookup:
 
     def __init__(
         self,
-        find: Callable[[str], KeyGrant | None],
+        find: Callable[[str], Awaitable[KeyGrant | None]],
         counts: Counter[str],
         *,
         rate: float = RATE_PER_SECOND,
@@ -61,7 +61,7 @@ class KeyLookup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._find = find
-        self.on_found: Callable[[], None] = _nothing  # the owner's catch-up (Services.refresh)
+        self.on_found: Callable[[], Awaitable[None]] = _nothing  # the owner's catch-up
         self._counts = counts  # found / missing / error / known_miss / rate_limited
         self._rate, self._burst = rate, burst
         self._clock = clock
@@ -73,7 +73,7 @@ class KeyLookup:
         """Drop the remembered misses (the store version changed: keys may have appeared)."""
         self._misses = {}
 
-    def find(self, key_hash: str) -> KeyGrant | None:
+    async def find(self, key_hash: str) -> KeyGrant | None:
         """The grant of this hash from the store, or None (unknown, revoked, remembered as
         missing, over the rate limit, or the store unreachable)."""
         now = self._clock()
@@ -85,7 +85,7 @@ class KeyLookup:
             self._counts["rate_limited"] += 1
             return None
         try:
-            grant = self._find(key_hash)
+            grant = await self._find(key_hash)
         except DatabaseError as exc:
             self._counts["error"] += 1
             LOG.warning("key lookup failed: %s", exc)
@@ -95,7 +95,7 @@ class KeyLookup:
             self._remember_miss(key_hash, now)
         else:
             self._counts["found"] += 1
-            self.on_found()
+            await self.on_found()
         return grant
 
     def _take(self, now: float) -> bool:
@@ -114,5 +114,5 @@ class KeyLookup:
         self._misses[key_hash] = now
 
 
-def _nothing() -> None:
+async def _nothing() -> None:
     return None

@@ -102,7 +102,7 @@ class RealtimeBridge:
         if (await receive())["type"] != "websocket.connect":
             return
         try:
-            customer_id, key_id, endpoint = self._authorize(scope)
+            customer_id, key_id, endpoint = await self._authorize(scope)
             session = await self.meter.opened(customer_id, key_id, endpoint)
         except NxsError as error:
             await _refuse(send, error)
@@ -126,13 +126,13 @@ class RealtimeBridge:
             entry.in_flight -= 1
             await self.meter.closed(session, pump.seconds, counter.results)
 
-    def _authorize(self, scope: Scope) -> tuple[str, str, str]:
+    async def _authorize(self, scope: Scope) -> tuple[str, str, str]:
         """Customer id, key id (the header's, or the key a token was issued to) and
         endpoint; 401 (also for a token whose key was revoked since), 402, 404 otherwise."""
         endpoint = self._endpoint(scope["path"])
         authorization = _header(scope, b"authorization")
         if authorization:
-            grant = self._auth.authenticate(authorization)
+            grant = await self._auth.authenticate(authorization)
             return grant.customer_id, grant.key_id, endpoint
         token = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get(TOKEN_PARAM)
         if not token:

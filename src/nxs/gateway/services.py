@@ -80,11 +80,12 @@ class Services:
         """Open the store and the session, load the snapshot, start the background loops."""
         store = Store.open(settings)
         store.database.offload_checkpoints()  # commits run on the event loop
-        offload = Offload(store.database, settings.database_pool_size)
         session = open_session(settings)
         pool = KeyPool(store.set_upstream_state)
         metrics = Metrics()
-        lookup = KeyLookup(store.find_grant, metrics.key_lookups)
+        offload = Offload(store.database, settings.database_pool_size)
+        find = lambda key_hash: offload.call(store.find_grant, key_hash)  # noqa: E731
+        lookup = KeyLookup(find, metrics.key_lookups)
         services = cls(
             settings=settings,
             store=store,
@@ -114,7 +115,7 @@ class Services:
         if services.meter.enabled:
             services.realtime.meter = RealtimeBilling(services.meter)
         services.refresh()
-        lookup.on_found = services.refresh  # a new key: catch up with what came before it
+        lookup.on_found = services.poll  # a new key: catch up with what came before it
         services.tasks = [
             asyncio.create_task(services._every(settings.refresh_seconds, services.poll)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
@@ -156,8 +157,7 @@ class Services:
                 LOG.exception("background task failed")
 
     def refresh(self) -> None:
-        """Reload keys and pool when the store's version moved (a CLI or pool change), now:
-        at startup, and when a key the snapshot lacked was found in the store."""
+        """Load keys, pool and billing now, at startup (before the event loop serves)."""
         try:
             version = self.store.version()
             if version != self.version:
@@ -168,7 +168,9 @@ class Services:
         self.store_ok = True
 
     async def poll(self) -> None:
-        """`refresh` every `refresh_seconds`, its reads off the event loop (`Offload`)."""
+        """Reload when the store's version moved (a CLI or admin change), its reads off the
+        event loop (`Offload`): every `refresh_seconds`, and when a key the snapshot lacked
+        was found in the store (what was set up before it comes with it)."""
         try:
             version = await self.offload.call(self.store.version)
             if version != self.version:
