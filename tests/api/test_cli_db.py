@@ -9,9 +9,11 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.support.postgres_server import PostgresServer
-from tests.support.servers import ROOT, nxs_command
+from tests.support.redis_server import RedisServer
+from tests.support.servers import ROOT, RunningServer, free_port, nxs_command, start_nxs
 
 from nxs.store.database import parse_url
 from nxs.store.migrations import MIGRATIONS, Migration, migrate
@@ -129,3 +131,53 @@ def test_a_newer_schema_is_refused_by_every_command(blank_url: str, tmp_path: Pa
     for args in (("db", "upgrade"), ("db", "status"), ("customers", "list")):
         result = nxs(*args)
         assert (result.returncode, result.stderr) == (2, refusal), args
+
+
+def test_an_installation_copied_from_sqlite_to_postgresql_serves_its_customers(
+    pg_url: str,
+    tmp_path: Path,
+    emulator: RunningServer,
+    redis_server: RedisServer,
+) -> None:
+    old = runner(f"sqlite:///{tmp_path / 'nxs.db'}", tmp_path)
+    ok(old, "customers", "create", "acme")
+    key = ok(old, "keys", "create", "acme").strip().splitlines()[-1]
+    ok(old, "upstream", "add", "main", stdin="acct-moved:secret-moved\n")
+    ok(old, "credits", "grant", "acme", "3.25")
+    copied = ok(old, "db", "copy", "--to", pg_url)
+    assert "  customers: 1\n" in copied and "  upstream_keys: 1\n" in copied
+
+    new = runner(pg_url, tmp_path)  # the same secret file: the sealed fal key opens
+    [balance] = json.loads(ok(new, "credits", "show", "acme", "--json"))
+    assert balance["available"] == "3.25"
+    env = {
+        "NXS_DATABASE_URL": pg_url,
+        "NXS_SECRET_KEY_FILE": str(tmp_path / "secret"),
+        "NXS_REDIS_URL": redis_server.url,
+        "NXS_UPSTREAM_URL": emulator.url,
+    }
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    gateway = start_nxs(["serve", "--port", str(port)], port=port, log_path=log, env=env)
+    try:
+        answer = httpx.post(
+            f"{gateway.url}/fal-ai/flux/schnell",
+            headers={"Authorization": f"Key {key}"},
+            json={"prompt": "a moved lighthouse"},
+            timeout=30,
+        )
+    finally:
+        gateway.stop()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["images"][0]["url"]
+
+
+def test_a_copy_into_a_database_in_use_is_refused(pg_url: str, tmp_path: Path) -> None:
+    old = runner(f"sqlite:///{tmp_path / 'nxs.db'}", tmp_path)
+    ok(old, "customers", "create", "acme")
+    ok(old, "db", "copy", "--to", pg_url)
+    again = old("db", "copy", "--to", pg_url)
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        "nxs: The target database already has rows in customers: copy into a new, empty one"
+    )

@@ -1,8 +1,10 @@
-"""`nxs db upgrade` and `nxs db status`: the schema of the database `NXS_DATABASE_URL` names.
+"""`nxs db upgrade`, `nxs db status` and `nxs db copy`: the database `NXS_DATABASE_URL` names.
 
 `upgrade` applies the migrations this NXS knows and the database lacks (under the
 migration lock, so it is safe while gateways run); `status` shows the version the
-database is at and the one this NXS expects. Neither needs the secret key.
+database is at and the one this NXS expects; `copy --to URL` moves every row into another,
+empty database (SQLite → PostgreSQL), migrating it first. None needs the secret key: the
+upstream keys travel sealed, and open with the same `NXS_SECRET_KEY` on the other side.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from nxs.admin.commands import Subparsers, add_group
 from nxs.config import Settings
 from nxs.errors import NxsError
+from nxs.store.copy import copy_database
 from nxs.store.database import Database, parse_url
 from nxs.store.migrations import MIGRATIONS, check_version, migrate, schema_version
 from nxs.store.store import connect
@@ -22,7 +25,7 @@ DatabaseHandler = Callable[[Database], int]
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    group = add_group(subparsers, "db", "the database schema: its version, and upgrades")
+    group = add_group(subparsers, "db", "the database: schema version, upgrades, a move to another database")
     upgrade = group.add_parser(
         "upgrade", help="apply the schema migrations the database lacks", description=__doc__
     )
@@ -31,6 +34,15 @@ def add_commands(subparsers: Subparsers) -> None:
         "status", help="show the database's schema version and this NXS's", description=__doc__
     )
     status.set_defaults(run=_on_database(_status))
+    copy = group.add_parser(
+        "copy",
+        help="copy every row into another, empty database (e.g. SQLite → PostgreSQL)",
+        description=__doc__,
+    )
+    copy.add_argument(
+        "--to", required=True, metavar="URL", help="the target database (postgresql://…)"
+    )
+    copy.set_defaults(run=_copy)
 
 
 def _on_database(handler: DatabaseHandler) -> Callable[[argparse.Namespace], int]:
@@ -55,6 +67,27 @@ def _on_database(handler: DatabaseHandler) -> Callable[[argparse.Namespace], int
             database.close()
 
     return run
+
+
+def _copy(args: argparse.Namespace) -> int:
+    """Migrate the target, then copy the configured database into it in one transaction."""
+
+    def into_target(source: Database) -> int:
+        target = connect(parse_url(args.to), 1)
+        try:
+            migrate(target)
+            check_version(source)
+            total = copy_database(source, target, _report)
+        finally:
+            target.close()
+        print(f"Copied {total} rows. Point NXS_DATABASE_URL at the new database.")
+        return 0
+
+    return _on_database(into_target)(args)
+
+
+def _report(table: str, rows: int) -> None:
+    print(f"  {table}: {rows}")
 
 
 def _upgrade(database: Database) -> int:
