@@ -25,7 +25,9 @@ DatabaseHandler = Callable[[Database], int]
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    group = add_group(subparsers, "db", "the database: schema version, upgrades, a move to another database")
+    group = add_group(
+        subparsers, "db", "the database: schema version, upgrades, a move to another database"
+    )
     upgrade = group.add_parser(
         "upgrade", help="apply the schema migrations the database lacks", description=__doc__
     )

@@ -87,7 +87,7 @@ class Handlers:
         model = model_input(ex, body)
         callback = None
         if "fal_webhook=" in query:  # relayed when NXS_PUBLIC_URL is set (see webhooks)
-            query, callback = self.s.webhooks.register(grant.customer_id, query)  # 400 first
+            query, callback = await self.s.webhooks.register(grant.customer_id, query)  # 400
         ticket = await self.s.meter.admit(ex, grant, route, body, model)
         if await self.s.meter.replayed(ex, ticket):
             return
@@ -99,7 +99,7 @@ class Handlers:
         try:
             payload = await response.read()
             if response.status < 300 and callback is not None:
-                self.s.webhooks.attach(callback, payload)
+                await self.s.webhooks.attach(callback, payload)
             if response.status < 300:
                 payload = await self._record(ex, route, grant, entry.key.id, payload)
             headers = response_headers(response, keep_length=False)

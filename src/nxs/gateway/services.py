@@ -99,7 +99,7 @@ class Services:
             shared_metrics=SharedMetrics(metrics, settings.metrics_dir),
             forwarder=Forwarder(session, pool, metrics),
         )
-        services.webhooks = Webhooks(settings, store, session)
+        services.webhooks = Webhooks(settings, store, session, offload)
         services.realtime = RealtimeBridge.open(
             settings, session, pool, services.auth, services.router, services.webhooks.signing_key
         )

@@ -18,6 +18,7 @@ from nxs.gateway.exchange import Exchange
 from nxs.gateway.routes import WEBHOOK_PREFIX
 from nxs.relay import Completion, CompletionHook, Relay, RelayConfig
 from nxs.relay.signing import SigningKey
+from nxs.store.offload import Offload
 from nxs.store.store import Store
 
 WEBHOOK_PARAM: Final = "fal_webhook"
@@ -48,12 +49,19 @@ class Webhooks:
         settings: Settings,
         store: Store,
         session: aiohttp.ClientSession,
+        offload: Offload,
     ) -> None:
+        self._offload = offload
         self._enabled = settings.public_url is not None
         self.completions: CompletionHook = NoSettlement()  # billing sets its settlement here
         config = RelayConfig.from_settings(settings)
         self.relay = Relay(
-            store.database, store.box, config, on_completion=self._complete, fal_session=session
+            store.database,
+            store.box,
+            config,
+            on_completion=self._complete,
+            fal_session=session,
+            offload=offload,
         )
 
     async def _complete(self, completion: Completion) -> None:
@@ -69,7 +77,7 @@ class Webhooks:
     async def stop(self) -> None:
         await self.relay.stop()
 
-    def register(self, customer_id: str, query: str) -> tuple[str, str | None]:
+    async def register(self, customer_id: str, query: str) -> tuple[str, str | None]:
         """At submit: the query with `fal_webhook` replaced by NXS's callback URL, and the
         callback id (None, query unchanged, when the relay is off or no webhook is asked)."""
         if not self._enabled:
@@ -78,18 +86,18 @@ class Webhooks:
         targets = [value for name, value in pairs if name == WEBHOOK_PARAM]
         if not targets:
             return query, None
-        registration = self.relay.register(customer_id, targets[-1])
+        registration = await self._offload.call(self.relay.register, customer_id, targets[-1])
         kept = [(name, value) for name, value in pairs if name != WEBHOOK_PARAM]
         kept.append((WEBHOOK_PARAM, registration.fal_webhook_url))
         return urlencode(kept), registration.callback_id
 
-    def attach(self, callback_id: str, answer: bytes) -> None:
+    async def attach(self, callback_id: str, answer: bytes) -> None:
         """After submit: bind the request id of fal's answer to the callback."""
         try:
             request_id = json.loads(answer)["request_id"]
         except (ValueError, KeyError, TypeError) as exc:
             raise UpstreamFailed("fal answered a submit without a request id") from exc
-        self.relay.attach(callback_id, str(request_id))
+        await self._offload.call(self.relay.attach, callback_id, str(request_id))
 
     async def callback(self, ex: Exchange) -> None:
         """fal's POST to the callback URL: verified, recorded, queued for the customer."""

@@ -9,9 +9,9 @@ delivery — same bytes, re-signed by NXS — and answers at once; the worker de
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import aiohttp
 
@@ -26,8 +26,11 @@ from nxs.relay.verify import FalWebhookVerifier, MalformedWebhook
 from nxs.relay.worker import DeliveryWorker, WorkerConfig
 from nxs.store.crypto import SecretBox
 from nxs.store.database import Database
+from nxs.store.offload import Offload
 
 logger = logging.getLogger("nxs.relay")
+P = ParamSpec("P")
+T = TypeVar("T")
 ACCEPTED = b'{"ok":true}'
 
 
@@ -90,8 +93,10 @@ class Relay:
         config: RelayConfig,
         on_completion: CompletionHook | None = None,
         fal_session: aiohttp.ClientSession | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self._config = config
+        self._offload = offload  # inbound webhooks' store calls: off the loop on PostgreSQL
         self._callbacks = Callbacks(database, config.public_url, config.allow_private)
         self.outbox = Outbox(database)
         self.signing_key = SigningKey.load_or_create(database, box)
@@ -161,13 +166,13 @@ class Relay:
     async def _accept(self, callback_id: str, headers: Mapping[str, str], body: bytes) -> None:
         if self._verifier is None or self._worker is None:
             raise RelayNotStarted()
-        callback = self._callbacks.find(callback_id)
+        callback = await self._call(self._callbacks.find, callback_id)
         verified = await self._verifier.verify(headers, body)
         if callback.request_id not in (None, verified.request_id):
             raise MalformedWebhook("Webhook is for another request than this callback's")
         document = _parse(body)
-        self._callbacks.attach(callback.id, verified.request_id)
-        delivery, _ = self.outbox.enqueue(callback, verified.request_id, body)
+        await self._call(self._callbacks.attach, callback.id, verified.request_id)
+        delivery, _ = await self._call(self.outbox.enqueue, callback, verified.request_id, body)
         self._worker.wake()
         completion = Completion(
             verified.request_id,
@@ -180,18 +185,25 @@ class Relay:
         await self._settle(delivery, callback, completion)
 
     async def _settle(self, delivery: Delivery, callback: Callback, completion: Completion) -> None:
-        if self._on_completion is None or not self.outbox.claim_settlement(delivery.id):
+        if self._on_completion is None:
+            return
+        if not await self._call(self.outbox.claim_settlement, delivery.id):
             return
         try:
             await self._on_completion(completion)
         except NxsError:  # an answer the hook chose (e.g. 503: not recorded yet): fal retries
-            self.outbox.release_settlement(delivery.id)
+            await self._call(self.outbox.release_settlement, delivery.id)
             logger.info("settling request %s deferred: fal will retry", completion.request_id)
             raise
         except Exception as exc:  # the hook is billing's code: fal retries, we settle again
-            self.outbox.release_settlement(delivery.id)
+            await self._call(self.outbox.release_settlement, delivery.id)
             logger.exception("settling request %s failed", completion.request_id)
             raise SettlementFailed() from exc
+
+    async def _call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._offload is None:
+            return function(*args, **kwargs)
+        return await self._offload.call(function, *args, **kwargs)
 
 
 def _parse(body: bytes) -> dict[str, Any]:
