@@ -81,9 +81,9 @@ class Services:
         store = Store.open(settings)
         store.database.offload_checkpoints()  # commits run on the event loop
         session = open_session(settings)
-        pool = KeyPool(store.set_upstream_state)
-        metrics = Metrics()
         offload = Offload(store.database, settings.database_pool_size)
+        pool = KeyPool(lambda *state: offload.spawn(store.set_upstream_state, *state))
+        metrics = Metrics()
         find = lambda key_hash: offload.call(store.find_grant, key_hash)  # noqa: E731
         lookup = KeyLookup(find, metrics.key_lookups)
         services = cls(

@@ -7,13 +7,15 @@ with the CLI and the admin API; the gateway awaits it through `Offload.call`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
 from nxs.store.database import Database
 
+LOG = logging.getLogger("nxs.store")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -40,6 +42,20 @@ class Offload:
         assert self._executor is not None, "an inline store runs its calls where they are"
         return asyncio.get_running_loop().run_in_executor(self._executor, function)
 
+    def spawn(self, function: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
+        """`function(*args, **kwargs)` without waiting for it (a write nobody awaits, e.g. an
+        upstream key's new state); a failure is logged."""
+        if self._executor is None:
+            function(*args, **kwargs)
+            return
+        self._executor.submit(partial(function, *args, **kwargs)).add_done_callback(_log_failure)
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+
+def _log_failure(done: Future[object]) -> None:
+    error = done.exception()
+    if error is not None:
+        LOG.error("a store write off the event loop failed", exc_info=error)
