@@ -8,19 +8,27 @@ written for a body refused as JSON.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tests.e2e.conftest import Customer, Deployment, Gateway, eventually
 from tests.support.servers import free_port, start_nxs
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 ACCOUNT = "acct-json"
@@ -104,20 +112,26 @@ BODIES = st.one_of(
 @dataclass
 class Site:
     """One long-lived gateway (relay on, admin API on) in front of the session's emulator,
-    a prepaid customer with credit, and a completed queued request of theirs."""
+    a prepaid customer with credit, a completed queued request of theirs, and a customer
+    on the default (metered) plan."""
 
     gateway: Gateway
     customer: Customer
     request_id: str
+    metered: Customer | None = None
     log_offset: int = 0
 
     @property
     def deployment(self) -> Deployment:
         return self.gateway.deployment
 
-    def send(self, method: str, path: str, body: bytes, **headers: str) -> httpx.Response:
+    def send(
+        self, method: str, path: str, body: bytes, key: str = "", **headers: str
+    ) -> httpx.Response:
+        """A call as the prepaid customer (or with `key`), JSON by its content type."""
+        key = key or self.customer.key
         return self.gateway.request(
-            method, path, self.customer.key, content=body, headers={**JSON_TYPE, **headers}
+            method, path, key, content=body, headers={**JSON_TYPE, **headers}
         )
 
     def fal(self, method: str, path: str, body: bytes) -> httpx.Response:
@@ -168,7 +182,7 @@ def site(make_deployment: Callable[[], Deployment]) -> Iterator[Site]:
     gateway.wait_completed(FLUX, request_id, customer.key)
     result = gateway.request("GET", f"/queue/{FLUX}/requests/{request_id}", customer.key)
     assert result.status_code == 200, result.text
-    built = Site(gateway, customer, request_id)
+    built = Site(gateway, customer, request_id, gateway.customer("metered"))
     assert eventually(lambda: built.held() == 0, 20)  # settled: nothing left on hold
     yield built
     gateway.client.close()
@@ -199,7 +213,7 @@ def _refused_as_json(oracle: httpx.Response) -> bool:
     )
 
 
-def _check_model_input(site: Site, answer: httpx.Response, oracle: httpx.Response) -> None:
+def _check_model_input(answer: httpx.Response, oracle: httpx.Response) -> None:
     """A run or submit: a body fal refuses as JSON is refused by NXS with fal's own answer
     before anything is held or sent; any other body is fal's answer (its inputs here are
     never valid) or NXS's 402 for an estimate past the customer's credit."""
@@ -242,16 +256,20 @@ def test_reported_deep_body_on_queue_submit_after_pricing_sync_is_422(site: Site
     ],
     ids=["run", "submit", "proxy-run"],
 )
+@pytest.mark.parametrize("plan", ["prepaid", "metered"])
 @EXAMPLES
 @given(body=BODIES)
 @example(body=DEEP)
+@example(body=b'{"num_images": 1e400, "image_size": {"width": 1' + b"0" * 350 + b', "height": 9}}')
 def test_model_input_is_refused_as_fal_refuses_it_before_any_hold(
-    site: Site, path: str, fal_path: str, headers: dict[str, str], body: bytes
+    site: Site, path: str, fal_path: str, headers: dict[str, str], plan: str, body: bytes
 ) -> None:
+    assert site.metered is not None
+    key = site.customer.key if plan == "prepaid" else site.metered.key
     oracle = site.fal("POST", fal_path, body)
     strict = _refused_as_json(oracle)
-    answer = _checked(site, lambda: site.send("POST", path, body, **headers), strict)
-    _check_model_input(site, answer, oracle)
+    answer = _checked(site, lambda: site.send("POST", path, body, key, **headers), strict)
+    _check_model_input(answer, oracle)
 
 
 def test_a_body_that_is_not_json_by_its_content_type_is_415_before_any_hold(site: Site) -> None:
@@ -340,3 +358,128 @@ def test_admin_input_that_is_not_a_valid_object_is_422(
     send = lambda: site.gateway.request(method, url, content=body, headers=headers)  # noqa: E731
     answer = _checked(site, send, strict=True)
     assert (answer.status_code, answer.json()["error_type"]) == (422, "validation_error")
+
+
+class FakeFal:
+    """fal as far as a relayed submit needs it, on a loopback port: its webhook JWKS (a key
+    the test holds) and a queue submit that answers one request id and keeps the
+    `fal_webhook` URL NXS put in its place."""
+
+    REQUEST_ID = "req-json-webhook-0001"
+
+    def __init__(self) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        self.callbacks: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        """fal's webhook headers for `body` (Ed25519 over id, user, time, sha256)."""
+        now = str(int(time.time()))
+        message = f"{self.REQUEST_ID}\nuser-json\n{now}\n{hashlib.sha256(body).hexdigest()}"
+        signature = self.key.sign(message.encode()).hex()
+        names = ("request-id", "user-id", "timestamp", "signature")
+        values = (self.REQUEST_ID, "user-json", now, signature)
+        return {f"x-fal-webhook-{n}": v for n, v in zip(names, values, strict=True)}
+
+    def _jwks(self) -> bytes:
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]}).encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fal = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer(fal._jwks())
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                query = parse_qs(urlsplit(self.path).query)
+                fal.callbacks.extend(query.get("fal_webhook", []))
+                self._answer(json.dumps({"request_id": fal.REQUEST_ID}).encode())
+
+            def _answer(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@dataclass
+class RelayedSubmit:
+    site: Site
+    fal: FakeFal
+    callback_path: str
+
+
+@pytest.fixture(scope="module")
+def relayed(make_deployment: Callable[[], Deployment]) -> Iterator[RelayedSubmit]:
+    """A gateway in front of `FakeFal` with one queued request whose webhook it relays."""
+    fal = FakeFal()
+    deployment = make_deployment()
+    port = free_port()
+    deployment.env |= {
+        "NXS_UPSTREAM_URL": fal.url,
+        "NXS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "NXS_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
+    deployment.add_upstream("main", UPSTREAM_KEY)
+    log = deployment.folder / "relay-gateway.log"
+    server = start_nxs(["serve", "--port", str(port)], port=port, log_path=log, env=deployment.env)
+    gateway = Gateway(server, deployment, httpx.Client(timeout=60))
+    customer = gateway.customer("hooked")
+    hook = "fal_webhook=http://127.0.0.1:9/hook"
+    submitted = gateway.request("POST", f"/queue/{FLUX}?{hook}", customer.key, json={})
+    assert submitted.status_code == 200, submitted.text
+    yield RelayedSubmit(
+        Site(gateway, customer, fal.REQUEST_ID), fal, urlsplit(fal.callbacks[-1]).path
+    )
+    gateway.client.close()
+    server.stop()
+    fal.stop()
+
+
+def _a_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body.decode("utf-8")), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+@EXAMPLES
+@given(body=BODIES)
+@example(body=DEEP)
+def test_signed_fal_webhook_that_is_not_a_json_object_is_400_and_writes_nothing(
+    relayed: RelayedSubmit, body: bytes
+) -> None:
+    """Past the signature check, fal's webhook body is read by the one parser: anything
+    but a UTF-8 JSON object (within the depth limit) is a 400, nothing queued or settled."""
+    assume(not _a_json_object(body) or body.count(b"[") + body.count(b"{") > 256)
+    headers = relayed.fal.sign(body)
+    path = relayed.callback_path
+    send = lambda: relayed.site.gateway.request("POST", path, content=body, headers=headers)  # noqa: E731
+    answer = _checked(relayed.site, send, strict=True)
+    assert (answer.status_code, answer.json()["error_type"]) == (400, "invalid_webhook")
+
+
+def test_the_same_signature_on_a_json_object_is_accepted(relayed: RelayedSubmit) -> None:
+    """The refusals above are the parser's, not the signature's: fal's own object passes."""
+    body = json.dumps({"request_id": FakeFal.REQUEST_ID, "status": "OK", "payload": {}}).encode()
+    headers = relayed.fal.sign(body)
+    answer = relayed.site.gateway.request(
+        "POST", relayed.callback_path, content=body, headers=headers
+    )
+    assert answer.status_code == 200, answer.text

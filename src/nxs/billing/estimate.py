@@ -16,6 +16,9 @@ from nxs.billing.pricing import PriceRule, Unit
 from nxs.falspec import IMAGE_SIZES
 
 PIXELS_PER_MEGAPIXEL = 1_000_000
+# A count, side or duration past anything fal accepts (fal refuses it) is held at this:
+# still a huge hold, and products of three stay exact in Decimal's 28 digits.
+MAX_FACTOR = 1_000_000
 _HUNDREDTH = Decimal("0.01")
 
 
@@ -111,10 +114,10 @@ def duration_seconds(fields: Mapping[str, object], defaults: ModelDefaults) -> D
         return defaults.duration_seconds
     if not seconds.is_finite() or seconds <= 0:
         return defaults.duration_seconds
-    return seconds
+    return min(seconds, Decimal(MAX_FACTOR))
 
 
 def _positive_int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
+        return min(value, MAX_FACTOR)
     return None

@@ -54,7 +54,7 @@ def _finite(value: Any, kind: str) -> float:
         raise invalid
     try:
         number = float(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: an int past float's range
         raise invalid from exc
     if not math.isfinite(number):
         raise invalid
