@@ -40,6 +40,7 @@ from nxs.billing.pricing import (
 from nxs.errors import Conflict, NotFound
 from nxs.store.database import Database, Row
 from nxs.store.ids import new_id, now
+from nxs.store.notices import bump_version
 
 POLICY_KEY = "unknown_endpoints"
 PLAN_COLUMNS = "name, mode, monthly_credit_micros, rpm, max_in_flight, endpoints, multiplier"
@@ -73,7 +74,7 @@ class BillingSnapshot:
 
 
 def _bump(db: Database) -> None:
-    db.execute("UPDATE store_version SET value = value + 1 WHERE id = 1")
+    bump_version(db)
 
 
 # -- plans ------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from nxs.state.memory import InProcessState
 from nxs.store import claims
 from nxs.store.database import parse_url
 from nxs.store.models import KeyGrant, UpstreamKey
+from nxs.store.notices import VersionListener
 from nxs.store.offload import Offload
 from nxs.store.store import Store
 
@@ -74,6 +75,8 @@ class Services:
     version: int = -1
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     holder: str = field(default_factory=claims.holder_id)  # this process, in job leases
+    listener: VersionListener | None = None  # PostgreSQL's change notices
+    _noticed_poll: asyncio.Task[None] | None = None
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -126,10 +129,30 @@ class Services:
             cooldowns.attach()
             sync = services._every(SYNC_SECONDS, cooldowns.sync)
             services.tasks.append(asyncio.create_task(sync))
+        services.listen(settings)
         start_billing(services)
         return services
 
+    def listen(self, settings: Settings) -> None:
+        """On PostgreSQL, reload as soon as a change is committed (`store/notices.py`); the
+        version poll remains the fallback."""
+        if parse_url(settings.database_url).scheme != "postgresql":
+            return
+        loop = asyncio.get_running_loop()
+        listener = VersionListener(
+            settings.database_url, lambda: loop.call_soon_threadsafe(self._noticed)
+        )
+        listener.start()
+        self.listener = listener
+
+    def _noticed(self) -> None:
+        """A change notice: one reload at a time (notices meanwhile are covered by it)."""
+        if self._noticed_poll is None or self._noticed_poll.done():
+            self._noticed_poll = asyncio.create_task(self.poll())
+
     async def stop(self) -> None:
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -30,6 +30,7 @@ from nxs.store.models import (
     UpstreamKey,
     UpstreamState,
 )
+from nxs.store.notices import bump_version
 from nxs.store.postgres import DEFAULT_POOL_SIZE, PostgresDatabase
 from nxs.store.sqlite import SqliteDatabase
 
@@ -187,7 +188,7 @@ class Store:
         return key
 
     def _bump(self) -> None:
-        self._db.execute("UPDATE store_version SET value = value + 1 WHERE id = 1")
+        bump_version(self._db)
 
 
 def connect(url: DatabaseUrl, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
