@@ -40,6 +40,7 @@ class PostgresServer:
     bin_dir: Path
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _seeds: dict[str, dict[str, list[tuple[Any, ...]]]] = field(default_factory=dict)
+    start_options: str = ""  # `pg_ctl -o`, kept for `resume`
 
     def url(self, database: str = "postgres", password: str = PASSWORD) -> str:
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}"
@@ -84,6 +85,22 @@ class PostgresServer:
                 _insert(target, table, seeds[table])
             target.execute("ALTER TABLE audit_log ALTER COLUMN id RESTART")
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data (an outage, for the failure tests)."""
+        _run_as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"])
+
+    def resume(self) -> None:
+        """Start it again on the same port, with the same data."""
+        pg_ctl = [
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "log"),
+        ]
+        command = [*pg_ctl, "-o", self.start_options, "-w", "-t", "30", "start"]
+        _run_as_owner(command, log=self.folder / "log")
+
     def stop(self) -> None:
         _run_as_owner(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
@@ -95,8 +112,10 @@ class PostgresServer:
         return self.folder / "data"
 
 
-def start_postgres() -> PostgresServer:
-    """initdb + pg_ctl start on a free loopback port; `PostgresUnavailable` if it can't."""
+def start_postgres(settings: tuple[str, ...] = ()) -> PostgresServer:
+    """initdb + pg_ctl start on a free loopback port, with `SETTINGS` and then `settings`
+    (e.g. the bench's `shared_preload_libraries=pg_stat_statements`);
+    `PostgresUnavailable` if it can't."""
     bin_dir = _bin_dir()
     folder = Path(tempfile.mkdtemp(prefix="nxs-pg-"))
     password_file = folder / "password"
@@ -122,10 +141,10 @@ def start_postgres() -> PostgresServer:
     )
     options = " ".join(
         [f"-p {server.port}", f"-k {folder}", "-c listen_addresses=127.0.0.1"]
-        + [f"-c {setting}" for setting in SETTINGS]
+        + [f"-c {setting}" for setting in (*SETTINGS, *settings)]
     )
-    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(server.data), "-l", str(folder / "log")]
-    _run_as_owner([*pg_ctl, "-o", options, "-w", "-t", "30", "start"], log=folder / "log")
+    server.start_options = options
+    server.resume()
     return server
 
 

@@ -10,6 +10,12 @@ survives SIGKILL). A write that raises (e.g. InsufficientCredit) is undone alone
 caller gets the error. On a network database (`Offload` not inline) the batch commits on a
 store thread, one batch at a time; what is queued meanwhile forms the next batch, so rows
 per commit grow with the round trip and the event loop never waits on it.
+
+When the database cannot be reached (`DatabaseError`), `outage` is set until a commit
+succeeds (the gateway then refuses new billable calls with 503 before they reach fal), the
+batch's operations fail, and its plain statements — rows of calls fal already answered —
+are held in memory and retried every `RETRY_SECONDS` until they commit: not lost unless
+the process dies before the database is back.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any, Final, TypeVar
 
-from nxs.store.database import Database, Params
+from nxs.store.database import Database, DatabaseError, Params
 from nxs.store.offload import Offload
 
 LOG = logging.getLogger("nxs.billing")
@@ -30,6 +36,7 @@ ROWS_PER_INSERT: Final = 32  # statements of 1…32 rows: few enough for sqlite3
 # other requests' answers, so the batch grows (≈16 → ≈55 rows at c64) and every commit's
 # WAL pages and locks are shared by more rows; idle, a turn takes microseconds.
 COMMIT_TURNS: Final = 4
+RETRY_SECONDS: Final = 1.0  # held rows are tried again this often during an outage
 T = TypeVar("T")
 Operation = Callable[[Database], Any]
 Item = tuple[Operation, "asyncio.Future[Any]"]
@@ -48,6 +55,9 @@ class LedgerWriter:
         self._db = database
         self._offload = None if offload is None or offload.inline else offload
         self._committing: asyncio.Future[list[tuple[bool, Any]]] | None = None
+        self.outage = False  # the last commit could not reach the database
+        self._held: list[tuple[str, Params]] = []  # answered calls' rows, awaiting the database
+        self._retry: asyncio.TimerHandle | None = None
         self._pending: list[Item] = []
         self._statements: list[Statement] = []
         self._deferred: list[tuple[str, Params]] = []
@@ -58,7 +68,12 @@ class LedgerWriter:
         """Nothing to start (kept for symmetry with `stop`)."""
 
     async def stop(self) -> None:
-        """Commit what is still queued."""
+        """Commit what is still queued (and what an outage held, if the database is back)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        held, self._held = self._held, []
+        self._statements.extend(_pending_statement(sql, params) for sql, params in held)
         while self._committing is not None:
             await asyncio.wait([self._committing])
             await asyncio.sleep(0)  # let the done callback start the next batch
@@ -67,6 +82,12 @@ class LedgerWriter:
         while self._committing is not None:
             await asyncio.wait([self._committing])
             await asyncio.sleep(0)
+        if self._retry is not None:
+            self._retry.cancel()
+        if self._held:
+            LOG.error(
+                "%d ledger rows lost: the database was unreachable at shutdown", len(self._held)
+            )
 
     async def run(self, operation: Callable[[Database], T]) -> T:
         """Run `operation(db)` in the next batch; returns (or raises) once committed."""
@@ -117,8 +138,10 @@ class LedgerWriter:
             batch, statements = self._take()
             try:
                 outcomes = self._commit(batch, statements)
-            except Exception as exc:  # the commit itself failed: every caller learns it
-                outcomes = _failed(exc, len(batch) + len(statements))
+            except Exception as exc:  # the commit itself failed
+                outcomes = self._failed(exc, batch, statements)
+            else:
+                self.outage = False
             _resolve(batch, statements, outcomes)
 
     def _flush_offloaded(self) -> None:
@@ -134,13 +157,50 @@ class LedgerWriter:
         def committed(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
             self._committing = None
             error = done.exception()
-            outcomes = (
-                done.result() if error is None else _failed(error, len(batch) + len(statements))
-            )
+            if error is None:
+                self.outage = False
+                outcomes = done.result()
+            else:
+                outcomes = self._failed(error, batch, statements)
             _resolve(batch, statements, outcomes)
             self._flush_offloaded()
 
         committing.add_done_callback(committed)
+
+    def _failed(
+        self, error: BaseException, batch: list[Item], statements: list[Statement]
+    ) -> list[tuple[bool, Any]]:
+        """Every caller of a batch whose commit failed learns it — but when the database is
+        unreachable, the plain statements are held for a retry and their callers answered."""
+        count = len(batch) + len(statements)
+        if not isinstance(error, DatabaseError):
+            LOG.error("ledger batch of %d failed", count, exc_info=error)
+            return [(False, error)] * count
+        if not self.outage:
+            LOG.error("ledger unreachable (%s): new billable calls refused, rows held", error)
+        self.outage = True
+        self._held.extend((sql, params) for sql, params, _ in statements)
+        self._schedule_retry()
+        return [(False, error)] * len(batch) + [(True, None)] * len(statements)
+
+    def _schedule_retry(self) -> None:
+        if self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._retry_held)
+
+    def _retry_held(self) -> None:
+        """Queue the held rows again (their callers were answered: nobody awaits them), or,
+        with none held, an empty transaction: a commit that works ends the outage."""
+        self._retry = None
+        held, self._held = self._held, []
+        if held:
+            LOG.info("retrying %d held ledger rows", len(held))
+        for sql, params in held:
+            self.submit(sql, params)
+        if not held:
+            probe: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            probe.add_done_callback(lambda done: done.exception())  # nobody awaits it
+            self._pending.append((_nothing, probe))
+            self._schedule(asyncio.get_running_loop())
 
     def _take(self) -> tuple[list[Item], list[Statement]]:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
@@ -203,12 +263,6 @@ class LedgerWriter:
         return outcomes
 
 
-def _failed(error: BaseException, count: int) -> list[tuple[bool, Any]]:
-    """The commit itself failed: every caller of the batch learns it."""
-    LOG.error("ledger batch of %d failed", count, exc_info=error)
-    return [(False, error)] * count
-
-
 def _resolve(
     batch: list[Item], statements: list[Statement], outcomes: list[tuple[bool, Any]]
 ) -> None:
@@ -220,6 +274,16 @@ def _resolve(
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+def _nothing(db: Database) -> None:
+    """An operation that writes nothing: its commit tells whether the database answers."""
+
+
+def _pending_statement(sql: str, params: Params) -> Statement:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(lambda done: done.exception())  # nobody awaits it
+    return sql, params, future
 
 
 def _statement(sql: str, params: Params) -> Operation:

@@ -43,7 +43,7 @@ from nxs.gateway.routes import Route
 from nxs.gateway.tariffs import BODY_UNITS, Tariff, Tariffs
 from nxs.gateway.tickets import Ticket
 from nxs.state.leases import queued_lease_seconds, run_lease_seconds
-from nxs.store.database import Database
+from nxs.store.database import Database, DatabaseError
 from nxs.store.models import KeyGrant
 from nxs.store.offload import Offload
 
@@ -115,6 +115,8 @@ class Meter:
         kind = KINDS.get(route.kind)
         if kind is None or not self.enabled:
             return None
+        if self.writer.outage:  # its ledger row could not be written: fal must not run it
+            raise DatabaseError("the ledger's database is unreachable")
         endpoint = route.endpoint
         tariff = self.tariffs.get(self.snapshot, grant.customer_id, grant.key_id, endpoint, kind)
         plan = tariff.plan
