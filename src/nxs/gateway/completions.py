@@ -170,7 +170,7 @@ async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any
 def _json(payload: bytes) -> Any:
     try:
         return json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # fal's answer, not JSON or absurdly deep
         return None
 
 

@@ -113,7 +113,7 @@ class Handlers:
     ) -> bytes:
         try:
             request_id = json.loads(payload)["request_id"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UpstreamFailed("fal answered a submit without a request id") from exc
         await self.s.book.record(
             request_id, grant.customer_id, grant.key_id, upstream_id, route.endpoint

@@ -87,7 +87,7 @@ def rewrite_body(body: bytes, urls: dict[str, str]) -> bytes:
     """A JSON body with its queue URLs rewritten; other bodies unchanged."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
     return json.dumps(data, separators=(",", ":")).encode() if rewrite(data, urls) else body
 
@@ -118,7 +118,7 @@ class EventRewriter:
         payload = line[5:].strip()
         try:
             data = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             return line
         if not rewrite(data, self._urls):
             return line

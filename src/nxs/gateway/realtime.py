@@ -201,7 +201,10 @@ class RealtimeBridge:
             self._pool.failed(entry)
             return None
         if status < 300:
-            return str(json.loads(body))
+            try:
+                return str(json.loads(body))
+            except (ValueError, RecursionError) as exc:
+                raise UpstreamFailed("fal answered a realtime token that is not JSON") from exc
         if self._pool.judge(entry, status, body, retry) == OK:
             raise UpstreamFailed(f"fal refused a realtime token ({status})")
         return None

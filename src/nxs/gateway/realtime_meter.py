@@ -182,7 +182,7 @@ def is_result(message: dict[str, Any]) -> bool:
         return True
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return True
     if not isinstance(data, dict):
         return True

@@ -95,7 +95,7 @@ class Webhooks:
         """After submit: bind the request id of fal's answer to the callback."""
         try:
             request_id = json.loads(answer)["request_id"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UpstreamFailed("fal answered a submit without a request id") from exc
         await self._offload.call(self.relay.attach, callback_id, str(request_id))
 
