@@ -141,8 +141,14 @@ def test_bad_plan_options_are_refused_and_no_plan_is_created(nxs: Nxs) -> None:
 
 def test_pricing_set_and_list(nxs: Nxs) -> None:
     ok(nxs, "pricing", "set", "fal-ai/flux/dev", "megapixel", "0.025")
-    assert "unknown pricing unit" in fails(nxs, "pricing", "set", "fal-ai/x", "parsec", "1")
+    refused = nxs("pricing", "set", "fal-ai/x", "parsec", "1")
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        "nxs pricing set: error: argument UNIT: invalid choice: 'parsec' (choose from"
+        " 'image', 'megapixel', 'video_second', 'request', 'gpu_second')"
+    )
     assert "price" in fails(nxs, "pricing", "set", "fal-ai/x", "image", "-1")
+    ok(nxs, "pricing", "set", "fal-ai/y", "megapixels", "0.01")  # fal's own spelling
     rules = listed(nxs, "pricing", "list")
     assert rules == [
         {
@@ -150,7 +156,8 @@ def test_pricing_set_and_list(nxs: Nxs) -> None:
             "unit": "megapixel",
             "unit_price": "0.025",
             "source": "operator",
-        }
+        },
+        {"endpoint": "fal-ai/y", "unit": "megapixel", "unit_price": "0.01", "source": "operator"},
     ]
 
 

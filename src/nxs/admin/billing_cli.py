@@ -29,7 +29,7 @@ from nxs.billing.plans import (
     parse_until,
     plan_from_options,
 )
-from nxs.billing.pricing import Unit, UnknownEndpoints, parse_unit_price
+from nxs.billing.pricing import Unit, UnknownEndpoints, parse_unit, parse_unit_price
 from nxs.billing.sync import sync_prices
 from nxs.billing.usage import UsageRow, usage_rows
 from nxs.config import Settings
@@ -262,8 +262,14 @@ def _pricing_commands(subparsers: Subparsers) -> None:
     put.add_argument(
         "endpoint", metavar="ENDPOINT", help="an endpoint id (fal-ai/flux/dev) or a glob (fal-ai/*)"
     )
-    units = ", ".join(unit.value for unit in Unit)
-    put.add_argument("unit", metavar="UNIT", help=f"what the price is per: {units}")
+    units = [unit.value for unit in Unit]
+    put.add_argument(
+        "unit",
+        metavar="UNIT",
+        type=_unit_name,
+        choices=units,
+        help=f"what the price is per: {', '.join(units)}",
+    )
     put.add_argument("price", metavar="PRICE", help="USD per unit, e.g. 0.025")
     listing = add_leaf(group, "list", "list price rules", _list_prices)
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -278,6 +284,14 @@ def _sync(store: Store, args: argparse.Namespace) -> int:
     for endpoint, why in report.skipped:
         print(f"Skipped {endpoint}: {why}")
     return 0
+
+
+def _unit_name(raw: str) -> str:
+    """A unit as given, fal's spelling ("megapixels", "second"…) read as its own name."""
+    try:
+        return parse_unit(raw).value
+    except InvalidBillingInput:
+        return raw  # argparse then lists the choices
 
 
 def _set_price(store: Store, args: argparse.Namespace) -> int:
