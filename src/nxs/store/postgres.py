@@ -3,7 +3,10 @@
 Statements autocommit on a connection borrowed from the pool for that one statement;
 `transaction()` binds one connection to the calling thread until it ends, so nested
 `with db.transaction()` (and every statement inside) joins it, as on SQLite. The `?`
-placeholders of the portable SQL become `%s` once per statement text (cached). A
+placeholders of the portable SQL become `$1, $2, …` once per statement text (cached) and
+run on psycopg's `RawCursor`, which sends them as they are: psycopg does not parse the
+statement again on each call (it caches its own parse only below 50 parameters, and a
+group-committed multi-row ledger INSERT has hundreds). A
 PostgreSQL that is down answers `DatabaseError` within seconds (`CONNECT_TIMEOUT_SECONDS`
 to connect, `CHECKOUT_TIMEOUT_SECONDS` to wait for a pooled connection, then at once
 while it stays down), never a hang.
@@ -106,15 +109,19 @@ class PostgresDatabase:
     # -- plumbing ---------------------------------------------------------------
 
     @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor[Row]]:
+    def _cursor(self) -> Iterator[psycopg.RawCursor[Row]]:
         """A cursor on this thread's transaction, else on a connection borrowed for one
         statement (autocommit)."""
         held: Connection | None = getattr(self._local, "connection", None)
         if held is not None:
-            with self._errors(), held.cursor() as cursor:
+            with self._errors(), psycopg.RawCursor(held) as cursor:
                 yield cursor
             return
-        with self._borrowed() as connection, self._errors(), connection.cursor() as cursor:
+        with (
+            self._borrowed() as connection,
+            self._errors(),
+            psycopg.RawCursor(connection) as cursor,
+        ):
             yield cursor
 
     @contextmanager
@@ -160,21 +167,20 @@ class PostgresDatabase:
 
 
 def translate_placeholders(sql: str) -> str:
-    """`?` → `%s` and `%` → `%%` outside quoted strings and identifiers; a `%` inside a
-    literal is doubled too (psycopg reads every `%` of a statement that has parameters)."""
+    """`?` → `$1`, `$2`, … outside quoted strings and identifiers (a `?` inside a literal
+    stays); nothing else changes (`RawCursor` reads no `%`)."""
     out: list[str] = []
     quote: str | None = None
+    number = 0
     for char in sql:
-        if char == "%":
-            out.append("%%")
-            continue
         if quote is not None:
             if char == quote:
                 quote = None  # a doubled quote closes and reopens: same result
         elif char in ("'", '"'):
             quote = char
         elif char == "?":
-            out.append("%s")
+            number += 1
+            out.append(f"${number}")
             continue
         out.append(char)
     return "".join(out)
