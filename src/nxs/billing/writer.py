@@ -9,7 +9,9 @@ futures only after the commit: an answer released after the await is durable (WA
 survives SIGKILL). A write that raises (e.g. InsufficientCredit) is undone alone and its
 caller gets the error. On a network database (`Offload` not inline) the batch commits on a
 store thread, one batch at a time; what is queued meanwhile forms the next batch, so rows
-per commit grow with the round trip and the event loop never waits on it.
+per commit grow with the round trip and the event loop never waits on it. There a batch's
+rows go in one INSERT, and a batch of nothing else (the metered path) sends that INSERT
+alone, a transaction by itself: one round trip per batch instead of BEGIN, INSERT, COMMIT.
 
 When the database cannot be reached (`DatabaseError`), `outage` is set until a commit
 succeeds (the gateway then refuses new billable calls with 503 before they reach fal), the
@@ -32,6 +34,7 @@ from nxs.store.offload import Offload
 LOG = logging.getLogger("nxs.billing")
 MAX_BATCH: Final = 200
 ROWS_PER_INSERT: Final = 32  # statements of 1…32 rows: few enough for sqlite3's statement cache
+NETWORK_ROWS_PER_INSERT: Final = 2 * MAX_BATCH  # a batch and its deferred rows in one INSERT
 # A batch stays open this many turns of the event loop: under load a turn is busy with
 # other requests' answers, so the batch grows (≈16 → ≈55 rows at c64) and every commit's
 # WAL pages and locks are shared by more rows; idle, a turn takes microseconds.
@@ -54,6 +57,9 @@ class LedgerWriter:
     def __init__(self, database: Database, offload: Offload | None = None) -> None:
         self._db = database
         self._offload = None if offload is None or offload.inline else offload
+        self._rows_per_insert = (
+            ROWS_PER_INSERT if self._offload is None else NETWORK_ROWS_PER_INSERT
+        )
         self._committing: asyncio.Future[list[tuple[bool, Any]]] | None = None
         self.outage = False  # the last commit could not reach the database
         self._held: list[tuple[str, Params]] = []  # answered calls' rows, awaiting the database
@@ -215,6 +221,10 @@ class LedgerWriter:
         """
         db, self._deferred = self._db, []
         try:
+            lone = self._lone_statement(batch, statements)
+            if lone is not None:
+                db.execute(*lone)
+                return [(True, None)] * len(statements)
             with db.transaction():
                 outcomes = [(True, operation(db)) for operation, _ in batch]
                 work = self._deferred + [(sql, params) for sql, params, _ in statements]
@@ -227,13 +237,30 @@ class LedgerWriter:
         self._deferred = []
         return outcomes + [(True, None)] * len(statements)
 
+    def _lone_statement(
+        self, batch: list[Item], statements: list[Statement]
+    ) -> tuple[str, Params] | None:
+        """On a network database, a batch that is only rows of one INSERT: that INSERT with
+        every row (it commits by itself, atomically); None for any other batch."""
+        if batch or not statements or self._offload is None:
+            return None
+        if len(statements) > self._rows_per_insert:
+            return None
+        sql = statements[0][0]
+        if any(other != sql for other, _, _ in statements):
+            return None
+        multi = self._multi_sql(sql, len(statements))
+        if multi is None:
+            return None
+        return multi, tuple(chain.from_iterable(params for _, params, _ in statements))
+
     def _execute_rows(self, sql: str, rows: list[Params]) -> None:
         """`executemany`, or multi-row INSERTs when `sql` inserts one VALUES row."""
         if self._multi_sql(sql, 1) is None:
             self._db.execute_many(sql, rows)
             return
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start : start + ROWS_PER_INSERT]
+        for start in range(0, len(rows), self._rows_per_insert):
+            chunk = rows[start : start + self._rows_per_insert]
             multi = self._multi_sql(sql, len(chunk))
             self._db.execute(str(multi), tuple(chain.from_iterable(chunk)))
 
