@@ -81,12 +81,20 @@ def start_nxs(
     ready_path: str = "/healthz",
     ssl_context: SSLContext | None = None,
     timeout: float = 15.0,
+    new_session: bool = False,
 ) -> RunningServer:
-    """Start `nxs ARGS…` and wait until `ready_path` answers (any status)."""
+    """Start `nxs ARGS…` and wait until `ready_path` answers (any status); with
+    `new_session` it leads a process group of its own (with its workers), which a test
+    may SIGKILL whole (`os.killpg`) without killing itself."""
     full_env = {**os.environ, **(env or {})}
     with log_path.open("wb") as log:  # the child keeps its own handle
         process = subprocess.Popen(
-            nxs_command(*args), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
+            nxs_command(*args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=ROOT,
+            start_new_session=new_session,
         )
     url = f"{scheme}://127.0.0.1:{port}"
     server = RunningServer(process, url, port, log_path)
