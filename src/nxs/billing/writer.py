@@ -60,7 +60,7 @@ class LedgerWriter:
         self._rows_per_insert = (
             ROWS_PER_INSERT if self._offload is None else NETWORK_ROWS_PER_INSERT
         )
-        self._committing: asyncio.Future[list[tuple[bool, Any]]] | None = None
+        self._committing: asyncio.Future[None] | None = None  # the batch on a store thread
         self.outage = False  # the last commit could not reach the database
         self._held: list[tuple[str, Params]] = []  # answered calls' rows, awaiting the database
         self._retry: asyncio.TimerHandle | None = None
@@ -157,21 +157,21 @@ class LedgerWriter:
             return
         assert self._offload is not None
         batch, statements = self._take()
-        committing = self._offload.submit(lambda: self._commit(batch, statements))
+        committing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._committing = committing
 
-        def committed(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+        def committed(outcomes: list[tuple[bool, Any]] | None, error: BaseException | None) -> None:
             self._committing = None
-            error = done.exception()
-            if error is None:
-                self.outage = False
-                outcomes = done.result()
-            else:
+            committing.set_result(None)
+            if error is not None:
                 outcomes = self._failed(error, batch, statements)
+            else:
+                assert outcomes is not None
+                self.outage = False
             _resolve(batch, statements, outcomes)
             self._flush_offloaded()
 
-        committing.add_done_callback(committed)
+        self._offload.submit_then(lambda: self._commit(batch, statements), committed)
 
     def _failed(
         self, error: BaseException, batch: list[Item], statements: list[Statement]
