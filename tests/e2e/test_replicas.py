@@ -11,11 +11,12 @@ import secrets
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -182,19 +183,18 @@ def cluster(
 ) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("replicas")
     env = deployment_env(postgres, redis_server, fal)
-    a = serve(env, folder)  # first: it migrates the blank database
+    started: list[Replica] = []
     try:
-        b = serve(env, folder)
-    except BaseException:
-        a.server.stop()
-        raise
-    configure(a)
-    yield Cluster(a, b, fal)
-    for replica in (a, b):
-        replica.server.stop()
+        started.append(serve(env, folder))  # first: it migrates the blank database
+        started.append(serve(env, folder))
+        configure(started[0])
+        yield Cluster(started[0], started[1], fal)
+    finally:
+        for replica in started:
+            replica.server.stop()
 
 
-def in_parallel(calls: list[Callable[[], httpx.Response]], width: int) -> list[httpx.Response]:
+def in_parallel(calls: Sequence[Callable[[], httpx.Response]], width: int) -> list[httpx.Response]:
     """Fire `calls` from `width` threads, released together by a barrier when they fit."""
     barrier = threading.Barrier(min(width, len(calls)))
 
@@ -235,7 +235,7 @@ def test_rpm_10_admits_exactly_10_of_40_calls_over_both_replicas(cluster: Cluste
     customer = cluster.customer("rpm", plan="rpm10")
     # A queue submit answers in milliseconds: the 40 calls end long before the bucket
     # (10 a minute: one token every 6 s) could refill a single token.
-    calls = [lambda i=i: cluster.alternate(i).submit(SDXL, customer.key) for i in range(40)]
+    calls = [partial(cluster.alternate(i).submit, SDXL, customer.key) for i in range(40)]
     answers = in_parallel(calls, 8)
     assert sorted(answer.status_code for answer in answers) == [200] * 10 + [429] * 30
     refused = [answer for answer in answers if answer.status_code == 429]
@@ -244,7 +244,7 @@ def test_rpm_10_admits_exactly_10_of_40_calls_over_both_replicas(cluster: Cluste
 
 def test_max_in_flight_2_holds_across_both_replicas(cluster: Cluster) -> None:
     customer = cluster.customer("inflight", plan="two-at-once")
-    calls = [lambda i=i: cluster.alternate(i).run(customer.key) for i in range(8)]
+    calls = [partial(cluster.alternate(i).run, customer.key) for i in range(8)]
     answers = in_parallel(calls, 8)  # each run takes 1.3 s at fal: all 8 overlap
     assert sorted(answer.status_code for answer in answers) == [200] * 2 + [429] * 6
     assert [replica.run(customer.key).status_code for replica in cluster.both] == [200, 200]
@@ -255,7 +255,7 @@ def test_prepaid_credit_for_10_images_admits_exactly_10_of_100_concurrent_submit
 ) -> None:
     credit = 10 * IMAGE_PRICE
     customer = cluster.customer("ten", plan="prepaid", credit=str(credit))
-    calls = [lambda i=i: cluster.alternate(i).submit(SDXL, customer.key) for i in range(100)]
+    calls = [partial(cluster.alternate(i).submit, SDXL, customer.key) for i in range(100)]
     answers = in_parallel(calls, 25)
     assert sorted(answer.status_code for answer in answers) == [200] * 10 + [402] * 90
     accepted = [answer.json()["request_id"] for answer in answers if answer.status_code == 200]
@@ -298,12 +298,12 @@ def doomed(
     try:
         configure(b, DOOMED_UPSTREAM)
         a = serve(env, tmp_path, new_session=True)
-    except BaseException:
+        try:
+            yield Cluster(a, b, fal, DOOMED_UPSTREAM)
+        finally:
+            kill(a)
+    finally:
         b.server.stop()
-        raise
-    yield Cluster(a, b, fal, DOOMED_UPSTREAM)
-    kill(a)
-    b.server.stop()
 
 
 def kill(replica: Replica) -> None:

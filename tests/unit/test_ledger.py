@@ -90,6 +90,28 @@ def test_settling_a_request_twice_charges_it_once(db: Database) -> None:
     assert (balance.available, balance.reserved) == (Money.parse("0.97"), Money(0))
 
 
+def test_a_reserved_run_settles_with_fals_request_id_and_the_upstream_key_that_answered(
+    db: Database,
+) -> None:
+    cid = customer(db)
+    catalog.grant_credit(db, cid, Money.parse("1"))
+    item = replace(entry(cid), kind="run")  # a prepaid run: held before any key is chosen
+    ledger.reserve(db, item)
+    done = settle(
+        Outcome.COMPLETED,
+        RULE,
+        reserved=item.reserved,
+        estimated_units=Decimal(1),
+        multiplier=Decimal(1),
+        headers={"x-fal-billable-units": "1"},
+    )
+    answered = replace(item, request_id="fal-run-1", upstream_key_id="up_main")
+    assert ledger.settle(db, answered, done) is True
+    row = db.fetch_one("SELECT request_id, upstream_key_id FROM ledger WHERE id = ?", (item.id,))
+    assert row is not None
+    assert (row["request_id"], row["upstream_key_id"]) == ("fal-run-1", "up_main")
+
+
 def test_a_hold_too_small_to_price_is_a_micro_and_settling_takes_the_real_cost(
     db: Database,
 ) -> None:

@@ -207,7 +207,8 @@ def settle(db: Database, entry: Entry, settlement: Settlement) -> bool:
     changed = db.execute(
         "UPDATE ledger SET status = ?, units = ?, units_source = ?, cost_micros = ?,"
         " settled_at = ?, latency_ms = ?, next_check_at = NULL,"
-        " request_id = COALESCE(request_id, ?) WHERE id = ? AND status IN ('reserved', 'pending')",
+        " request_id = COALESCE(request_id, ?), upstream_key_id = COALESCE(upstream_key_id, ?)"
+        " WHERE id = ? AND status IN ('reserved', 'pending')",
         (
             status,
             str(settlement.units),
@@ -216,6 +217,7 @@ def settle(db: Database, entry: Entry, settlement: Settlement) -> bool:
             now(),
             _latency(entry),
             entry.request_id,
+            entry.upstream_key_id,
             entry.id,
         ),
     )
