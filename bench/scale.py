@@ -6,9 +6,11 @@ wrk, nginx, PostgreSQL and Redis on CPU 1 (the network services a replica would 
 other machines). Each gateway serves three customers: `metered` (the default plan: one
 group-committed ledger row per request), `prepaid` (credit reserved, then settled) and
 `rpm` (a metered plan with an rpm limit that never refuses: the limits path runs, on
-Redis one script call per acquire). Rounds are rotated; each reports requests/s at c64,
-the gateway's CPU µs per request, and that of the PostgreSQL + Redis processes; ratios are
-paired per round (PostgreSQL + Redis / SQLite, same plan), then the median.
+Redis one script call to acquire, one to release). In each round a plan's two gateways
+run back to back (pairs rotated, order flipped from round to round); each run reports
+requests/s at c64, the gateway's CPU µs per request, and that of the PostgreSQL + Redis
+processes; ratios are paired per round (PostgreSQL + Redis / SQLite, same plan), then the
+median, with the lowest and highest.
 
 Per PostgreSQL round it also counts what the hot path asked of the stores:
 `pg_stat_statements` (statements and ledger rows inserted, per request), the transactions
@@ -254,10 +256,19 @@ def provision(env: dict[str, str]) -> dict[str, str]:
 def rounds(
     contenders: list[Contender], services: Services, count: int, seconds: float
 ) -> list[Measured]:
+    """Each plan's two gateways back to back (pairs rotated, and each pair's order
+    flipped, from round to round): a paired ratio compares seconds-apart runs."""
     measured: list[Measured] = []
+    pairs = [
+        (a, b)
+        for a in contenders
+        for b in contenders
+        if a.name == "sqlite-" + b.name.removeprefix("pg-")
+    ]
     for round_no in range(count):
-        shift = round_no % len(contenders)
-        for contender in contenders[shift:] + contenders[:shift]:
+        shift = round_no % len(pairs)
+        order = [pair[:: 1 - 2 * (round_no % 2)] for pair in pairs[shift:] + pairs[:shift]]
+        for contender in [one for pair in order for one in pair]:
             wrk(contender, 64, 0.5)  # warm-up
             measured.append(measure(contender, services, seconds))
             print(f"round {round_no + 1}: {contender.name} done", file=sys.stderr)
