@@ -106,17 +106,18 @@ def _create_secret_file(path: Path) -> None:
 
 
 def check_secret(database: Database, box: SecretBox) -> None:
-    """Store a sealed marker on first use; afterwards refuse a secret that cannot open it."""
+    """Store a sealed marker on first use; afterwards refuse a secret that cannot open it.
+    First openers racing on a new database (the workers of `nxs serve`, on PostgreSQL
+    where reading first does not serialize them) agree: one marker is kept, and each
+    checks its secret against that one."""
     query = "SELECT value FROM store_meta WHERE name = ?"
     row = database.fetch_one(query, (CHECK_NAME,))
     if row is None:
         with database.transaction():
+            database.execute(
+                "INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (CHECK_NAME, box.seal(CHECK_PLAINTEXT)),
+            )
             row = database.fetch_one(query, (CHECK_NAME,))
-            if row is None:
-                database.execute(
-                    "INSERT INTO store_meta (name, value) VALUES (?, ?)",
-                    (CHECK_NAME, box.seal(CHECK_PLAINTEXT)),
-                )
-                return
-    if box.open(str(row["value"])) != CHECK_PLAINTEXT:
+    if row is None or box.open(str(row["value"])) != CHECK_PLAINTEXT:
         raise SecretKeyError(f"The secret from {box.origin} does not match this database")
