@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -197,16 +196,17 @@ def cluster(
 
 
 def in_parallel(calls: Sequence[Callable[[], httpx.Response]], width: int) -> list[httpx.Response]:
-    """Fire `calls` from `width` threads, released together by a barrier when they fit."""
+    """Fire `calls` from `width` threads: the first `width` released together by a
+    barrier, the others as threads free up."""
     barrier = threading.Barrier(min(width, len(calls)))
 
-    def fire(call: Callable[[], httpx.Response]) -> httpx.Response:
-        with suppress(threading.BrokenBarrierError):  # the calls that did not fit: as
-            barrier.wait(timeout=10)  # threads free up
-        return call()
+    def fire(index: int) -> httpx.Response:
+        if index < width:
+            barrier.wait(timeout=10)
+        return calls[index]()
 
     with ThreadPoolExecutor(width) as pool:
-        return list(pool.map(fire, calls))
+        return list(pool.map(fire, range(len(calls))))
 
 
 def test_a_request_submitted_through_a_is_polled_and_fetched_through_b(cluster: Cluster) -> None:
