@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.serialization import (
 from nxs.store.crypto import SecretBox, SecretKeyError
 from nxs.store.database import Database
 
+FIRST_KEY_MARKER = "relay_signing_key_made"  # store_meta: one opener makes the first key
+
 
 @dataclass(frozen=True)
 class PublicKey:
@@ -67,10 +69,7 @@ class SigningKey:
     @classmethod
     def load_or_create(cls, database: Database, box: SecretBox) -> SigningKey:
         """The stored key, opened with `box`; a new one is generated on first use."""
-        row = _newest(database)
-        if row is None:
-            with database.transaction():  # re-read under the write lock: racing openers agree
-                row = _newest(database) or _insert_new(database, box)
+        row = _newest(database) or _first_key(database, box)
         try:
             raw_private = bytes.fromhex(box.open(row["private_ciphertext"]))
         except SecretKeyError as exc:
@@ -137,3 +136,21 @@ def _insert_new(database: Database, box: SecretBox) -> dict[str, Any]:
         (kid, sealed, b64url(raw_public), time.time()),
     )
     return {"kid": kid, "private_ciphertext": sealed}
+
+
+def _first_key(database: Database, box: SecretBox) -> dict[str, Any]:
+    """The first signing key, made by exactly one of several openers racing on a new
+    database: each claims the `store_meta` marker, which the database lets one insert (on
+    PostgreSQL the others wait for its commit, on SQLite for the write lock); only the
+    winner makes a key, and everyone then reads the one that exists."""
+    with database.transaction():
+        won = database.execute(
+            "INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (FIRST_KEY_MARKER, "made"),
+        )
+        if won:
+            return _insert_new(database, box)
+    row = _newest(database)
+    if row is None:
+        raise SecretKeyError("The webhook signing key was claimed but never stored")
+    return row
