@@ -53,7 +53,7 @@ class Settings:
     known_owners: tuple[str, ...] = DEFAULT_OWNERS
     max_body_bytes: int = MAX_BODY_BYTES
     refresh_seconds: float = 1.0  # how often CLI changes are picked up
-    upstream_timeout_seconds: float = 600.0
+    upstream_timeout_seconds: float = 600.0  # a read from fal longer than this fails
     probe_seconds: float = 30.0  # re-probe interval of suspended upstream keys
     admin_token: str | None = None
     access_log: bool = True
@@ -90,6 +90,9 @@ class Settings:
             known_owners=_owners(owners) if owners else base.known_owners,
             refresh_seconds=_positive(env, "NXS_REFRESH_SECONDS", base.refresh_seconds),
             probe_seconds=_positive(env, "NXS_PROBE_SECONDS", base.probe_seconds),
+            upstream_timeout_seconds=_positive(
+                env, "NXS_UPSTREAM_TIMEOUT_SECONDS", base.upstream_timeout_seconds
+            ),
             admin_token=(env.get("NXS_ADMIN_TOKEN") or None),
             access_log=env.get("NXS_ACCESS_LOG", "true").lower() not in ("0", "false", "no"),
             billing=env.get("NXS_BILLING", "on").lower() not in ("0", "off", "false", "no"),

@@ -139,6 +139,11 @@ VARIABLES: tuple[Variable, ...] = (
         "worker processes sharing the limits: set by `nxs serve` from --workers",
     ),
     Variable(
+        "NXS_UPSTREAM_TIMEOUT_SECONDS",
+        "upstream_timeout_seconds",
+        "longest wait for fal's next bytes; a run's in-flight lease is this + 30 s",
+    ),
+    Variable(
         "NXS_METRICS_DIR",
         "metrics_dir",
         "folder where this replica's workers add up /metrics",

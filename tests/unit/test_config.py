@@ -86,3 +86,9 @@ def test_a_key_file_read_from_the_environment_is_absolute(
     monkeypatch.chdir(tmp_path)
     settings = Settings.from_env({"NXS_SECRET_KEY_FILE": "keys/nxs.secret"})
     assert settings.secret_key_file == tmp_path / "keys" / "nxs.secret"
+
+
+def test_the_upstream_timeout_is_a_setting() -> None:
+    assert Settings.from_env({"NXS_UPSTREAM_TIMEOUT_SECONDS": "45"}).upstream_timeout_seconds == 45
+    with pytest.raises(ValueError, match="NXS_UPSTREAM_TIMEOUT_SECONDS"):
+        Settings.from_env({"NXS_UPSTREAM_TIMEOUT_SECONDS": "0"})
