@@ -136,6 +136,7 @@ class Meter:
                 raise
             if not isinstance(admitted, Permit):
                 raise admitted.error()
+            admitted.released = plan.max_in_flight is None  # rpm alone holds nothing to free
             ticket.permit = admitted
         try:
             if ticket.idempotency is not None or tariff.credit:
