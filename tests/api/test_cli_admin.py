@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.servers import ROOT, nxs_command
+from tests.support.servers import ROOT, free_port, nxs_command
 
 from nxs.config import Settings
 from nxs.store.store import Store
@@ -176,8 +176,19 @@ def test_removed_upstream_key_is_gone(nxs: Nxs) -> None:
 
 
 def test_unsupported_database_url_fails_with_one_line() -> None:
-    env = {**os.environ, "NXS_DATABASE_URL": "postgresql://nxs:pw@localhost/nxs"}
+    env = {**os.environ, "NXS_DATABASE_URL": "mysql://nxs:pw@localhost/nxs"}
     result = subprocess.run(
         nxs_command("customers", "list"), capture_output=True, text=True, env=env, timeout=60
     )
-    assert_fails(result, "PostgreSQL is not supported yet")
+    assert_fails(result, "Unsupported database URL 'mysql://nxs:***@localhost/nxs'")
+
+
+def test_an_unreachable_postgresql_fails_with_one_line_without_its_password() -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql://nxs:pw-secret@127.0.0.1:{port}/nxs"
+    env = {**os.environ, "NXS_DATABASE_URL": url, "NXS_SECRET_KEY": "a-secret"}
+    result = subprocess.run(
+        nxs_command("customers", "list"), capture_output=True, text=True, env=env, timeout=60
+    )
+    assert_fails(result, f"Cannot connect to postgresql://nxs:***@127.0.0.1:{port}/nxs")
+    assert "pw-secret" not in result.stderr

@@ -154,7 +154,8 @@ class PostgresDatabase:
             raise DatabaseError(f"Database error ({self._label}): {self._scrub(exc)}") from exc
 
     def _scrub(self, exc: BaseException) -> str:
-        text = str(exc).strip()
+        """The driver's message on one line (libpq adds a tab-indented hint), no password."""
+        text = " ".join(str(exc).split())
         return text.replace(self._password, "***") if self._password else text
 
     def _translated_sql(self, sql: str) -> str:
