@@ -15,6 +15,16 @@ from tests.support.redis_server import RedisServer, start_redis
 from tests.support.servers import RunningServer, start_emulator
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the store of the e2e deployments: SQLite, or PostgreSQL + Redis (scripts/test"
+        " runs the billing, tenancy, limits, failover and chores suites a second time so)",
+    )
+
+
 @pytest.fixture(scope="session")
 def tls_ca() -> trustme.CA:
     return trustme.CA()

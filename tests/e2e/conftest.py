@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -126,15 +128,41 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
     server.stop()
 
 
+DatabaseEnv = Callable[[Path], dict[str, str]]
+
+
+@pytest.fixture(scope="session")
+def database_env(request: pytest.FixtureRequest) -> DatabaseEnv:
+    """The store settings of a new deployment in `folder`, by `--backend`: a SQLite file,
+    or a fresh PostgreSQL database with its own secret and the session's Redis (a logical
+    database of its own, so deployments never share limits)."""
+    if request.config.getoption("--backend") == "sqlite":
+        return lambda folder: {
+            "NXS_DATABASE_URL": f"sqlite:///{folder / 'nxs.db'}",
+            "NXS_SECRET_KEY_FILE": str(folder / "nxs.secret"),
+        }
+    postgres = request.getfixturevalue("postgres")
+    redis = request.getfixturevalue("redis_server")
+    numbers = itertools.cycle(range(1, 16))
+
+    def on_postgres(folder: Path) -> dict[str, str]:
+        return {
+            "NXS_DATABASE_URL": postgres.url(postgres.create_database()),
+            "NXS_SECRET_KEY": secrets.token_urlsafe(32),
+            "NXS_REDIS_URL": redis.url.rsplit("/", 1)[0] + f"/{next(numbers)}",
+        }
+
+    return on_postgres
+
+
 @pytest.fixture(scope="session")
 def make_deployment(
-    tmp_path_factory: pytest.TempPathFactory, emulator: RunningServer
+    tmp_path_factory: pytest.TempPathFactory, emulator: RunningServer, database_env: DatabaseEnv
 ) -> Callable[[], Deployment]:
     def make() -> Deployment:
         folder = tmp_path_factory.mktemp("deployment")
         env = {
-            "NXS_DATABASE_URL": f"sqlite:///{folder / 'nxs.db'}",
-            "NXS_SECRET_KEY_FILE": str(folder / "nxs.secret"),
+            **database_env(folder),
             "NXS_UPSTREAM_URL": emulator.url,
             "NXS_REFRESH_SECONDS": "0.2",
             "NXS_PROBE_SECONDS": "0.5",

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import Customer, Deployment, Gateway, eventually
+from tests.e2e.conftest import Customer, DatabaseEnv, Deployment, Gateway, eventually
 from tests.support.receiver import WebhookReceiver
 from tests.support.servers import RunningServer, free_port, start_emulator, start_nxs
 
@@ -155,13 +155,14 @@ class Site:
             self.upstream.put(f"/queue.fal.run/fal-ai/kling-video/requests/{request_id}/cancel")
 
 
-def open_site(folder: Path, fal: RunningServer, *gateways: dict[str, str]) -> Site:
+def open_site(
+    folder: Path, fal: RunningServer, store: dict[str, str], *gateways: dict[str, str]
+) -> Site:
     """A deployment on `fal` configured through the admin API: the fal key, SDXL's price
     and the prepaid plan; one gateway per environment override in `gateways`."""
     ports = [free_port() for _ in gateways]
     env = {
-        "NXS_DATABASE_URL": f"sqlite:///{folder / 'nxs.db'}",
-        "NXS_SECRET_KEY_FILE": str(folder / "nxs.secret"),
+        **store,  # the `--backend`'s (tests/e2e/conftest.py `database_env`)
         "NXS_UPSTREAM_URL": fal.url,
         "NXS_REFRESH_SECONDS": "0.2",
         "NXS_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -184,16 +185,22 @@ def open_site(folder: Path, fal: RunningServer, *gateways: dict[str, str]) -> Si
 
 
 @pytest.fixture(scope="module")
-def site(fal: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    fal: RunningServer, tmp_path_factory: pytest.TempPathFactory, database_env: DatabaseEnv
+) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("completion")
-    site = open_site(folder, fal, {}, {"NXS_RECONCILE_AFTER_SECONDS": "1.5"})
+    reconciling = {"NXS_RECONCILE_AFTER_SECONDS": "1.5"}
+    site = open_site(folder, fal, database_env(folder), {}, reconciling)
     yield site
     site.close()
 
 
 @pytest.fixture(scope="module")
-def instant(instant_fal: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    site = open_site(tmp_path_factory.mktemp("instant"), instant_fal, {})
+def instant(
+    instant_fal: RunningServer, tmp_path_factory: pytest.TempPathFactory, database_env: DatabaseEnv
+) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("instant")
+    site = open_site(folder, instant_fal, database_env(folder), {})
     yield site
     site.close()
 
@@ -415,7 +422,9 @@ def test_result_fal_answers_499_client_cancelled_refunds_from_that_answer_alone(
 
 
 @pytest.fixture
-def forgetful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def forgetful(
+    tmp_path_factory: pytest.TempPathFactory, database_env: DatabaseEnv
+) -> Iterator[Site]:
     """A deployment on its own slow emulator (a job waits 15 s IN_QUEUE), which a test may
     restart on the same port: fal then answers 404 for every id it had accepted. Its
     gateway polls 0.3 s after a submit, backs off 0.1 s, and gives up after 3 checks."""
@@ -427,7 +436,7 @@ def forgetful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "NXS_RECONCILE_MAX_CHECKS": "3",
     }
     try:
-        site = open_site(folder, fal, env)
+        site = open_site(folder, fal, database_env(folder), env)
     except BaseException:
         fal.stop()
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests.e2e.conftest import DatabaseEnv
 from tests.e2e.test_billing_completion import SDXL, Site, open_site
 from tests.support.servers import RunningServer, start_emulator
 
@@ -26,9 +27,11 @@ def instant_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
 
 
 @pytest.fixture(scope="module")
-def cluster(instant_fal: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def cluster(
+    instant_fal: RunningServer, tmp_path_factory: pytest.TempPathFactory, database_env: DatabaseEnv
+) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("chores")
-    site = open_site(folder, instant_fal, RECONCILING, RECONCILING, RECONCILING)
+    site = open_site(folder, instant_fal, database_env(folder), *[RECONCILING] * 3)
     yield site
     site.close()
 

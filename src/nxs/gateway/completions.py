@@ -155,14 +155,18 @@ async def webhook_seen(meter: Meter, request_id: str, document: Mapping[str, Any
         entry = meter.open.get(request_id) or await meter.call(
             ledger.find_open, meter.db, request_id
         )
+        if entry is None and await meter.call(ledger.recorded, meter.db, request_id):
+            # recorded: attached since the first read (open now), or closed already by a
+            # result fetch, a status poll or the reconciler
+            entry = await meter.call(ledger.find_open, meter.db, request_id)
+            if entry is None:
+                return
         if entry is not None and outcome is Outcome.ERROR_RESULT:
             await due_now(meter, request_id)
             return
         if entry is not None:
             await finish(meter, entry, outcome, {}, document.get("payload"))
             return
-        if await meter.call(ledger.recorded, meter.db, request_id):
-            return  # closed already: by a result fetch, a status poll or the reconciler
         await asyncio.sleep(WEBHOOK_WAIT_SECONDS)
     raise CompletionNotRecorded()
 
@@ -200,6 +204,18 @@ class PoolUpstream:
                 return response.status, dict(response.headers), _json(body)
         except UPSTREAM_ERRORS:
             return None
+
+
+async def ended(meter: Meter, kind: str, request_id: str, response: ClientResponse) -> None:
+    """Before relaying a result that ends the request at fal: free its in-flight slot, so a
+    client that submits again as soon as it has its result is not refused for it."""
+    if not meter.enabled or kind != routes.RESULT:
+        return
+    if outcome_of_result(response.status, response.headers) is None:
+        return
+    entry = await open_entry(meter, request_id)
+    if entry is not None:
+        await meter.free_slot(request_id, entry.id)
 
 
 async def seen(meter: Meter, kind: str, request_id: str, response: ClientResponse) -> None:

@@ -135,6 +135,7 @@ class Handlers:
         response = await self.s.forwarder.bound(ex, entry, method, url, b"")
         try:
             base = ex.public_base(self.s.settings.public_url)
+            await completions.ended(self.s.meter, route.kind, queued.request_id, response)
             await self._answer(
                 ex, route.kind, response, queue_urls(base, queued.endpoint, queued.request_id)
             )

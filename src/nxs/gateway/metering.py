@@ -425,19 +425,30 @@ class Meter:
         if permit is not None:
             self.permits[request_id] = (permit, time.monotonic())
 
-    def _release(self, permit: Permit | None) -> None:
+    def _release(self, permit: Permit | None) -> asyncio.Task[None] | None:
         if permit is not None and not permit.released:
             permit.released = True
-            self.free(permit.lease_id)
+            return self.free(permit.lease_id)
+        return None
 
-    def free(self, lease_id: str) -> None:
-        """Free an in-flight lease now (in process) or in a task (shared: any worker's)."""
+    def free(self, lease_id: str) -> asyncio.Task[None] | None:
+        """Free an in-flight lease now (in process) or in a task (shared: any worker's),
+        returned for a caller that must know it is free."""
         if isinstance(self.limiter, InProcessLimiter):
             self.limiter.release_now(lease_id)
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self.limiter.release(lease_id))
         self.releases.add(task)
         task.add_done_callback(self.releases.discard)
+        return task
+
+    async def free_slot(self, request_id: str, lease_id: str) -> None:
+        """A queued request ended at fal: its in-flight slot is free once this returns (the
+        client may submit again the moment it has the result); settling comes after."""
+        held = self.permits.pop(request_id, None)
+        freed = self._release(held[0]) if held is not None else self.free(lease_id)
+        if freed is not None:
+            await asyncio.wait([freed])
 
     def release_request(self, request_id: str, lease_id: str | None = None) -> None:
         """The queued request ended: forget it and free its in-flight slot (`lease_id`, the
