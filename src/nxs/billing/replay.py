@@ -29,7 +29,13 @@ class StoredResponse:
 def claim(
     db: Database, customer_id: str, key: str, fingerprint: str, moment: float
 ) -> StoredResponse | None:
-    """None: proceed (the key is now held `pending`); else the response to replay."""
+    """None: proceed (the key is now held `pending`); else the response to replay. Claims of
+    one key take turns: SQLite's write lock, and on PostgreSQL a lock on the key held until
+    the claiming transaction commits (READ COMMITTED alone would let two workers both read
+    "no row" and both proceed)."""
+    if db.dialect == "postgresql":
+        held = f"{customer_id}\n{key}"
+        db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (held,))
     row = db.fetch_one(
         "SELECT body_sha256, state, response_status, response_headers, response_body, created_at"
         " FROM idempotency_keys WHERE customer_id = ? AND key = ?",

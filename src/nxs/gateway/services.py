@@ -207,6 +207,8 @@ class Services:
         return self.store.grants(), self.store.upstream_keys(), self.meter.read_snapshot()
 
     def _apply(self, version: int, snapshot: Snapshot) -> None:
+        if version <= self.version:  # an overlapping reload read an older state: keep ours
+            return
         grants, upstream_keys, billing = snapshot
         self.auth.load(grants)
         self.pool.load(upstream_keys)

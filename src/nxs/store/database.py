@@ -117,6 +117,13 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    if "password=" in parts.query.lower():  # libpq also reads ?password=
+        query = "&".join(
+            "password=***" if part.lower().startswith("password=") else part
+            for part in parts.query.split("&")
+        )
+        url = parts._replace(query=query).geturl()
+        parts = urlsplit(url)
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
