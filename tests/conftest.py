@@ -21,8 +21,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("sqlite", "postgres"),
         default="sqlite",
         help="the store of the e2e deployments: SQLite, or PostgreSQL + Redis (scripts/test"
-        " runs the billing, tenancy, limits, failover and chores suites a second time so)",
+        " runs the billing, tenancy, limits, failover, webhook and chores suites a second"
+        " time so)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: a test of something only SQLite has, skipped under --backend postgres."
+        " Kept short: test_limits_shared's `sqlite` case (limits shared through the state"
+        " file beside the SQLite database, which a PostgreSQL deployment does not have; its"
+        " `redis` case runs on both)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--backend") == "sqlite":
+        return
+    skip = pytest.mark.skip(reason="SQLite-only (see the sqlite_only marker)")
+    for item in items:
+        if item.get_closest_marker("sqlite_only") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

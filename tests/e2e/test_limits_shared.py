@@ -15,7 +15,7 @@ from tests.support.redis_server import RedisServer
 SDXL = "fal-ai/fast-sdxl"
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite_only), "redis"])
 def deployment(
     request: pytest.FixtureRequest, make_deployment: Callable[[], Deployment]
 ) -> Deployment:

@@ -49,14 +49,17 @@ def lookups(gateway: Gateway) -> dict[str, int]:
 
 
 def test_key_from_the_cli_works_at_once(
-    make_deployment: Callable[[], Deployment], fresh_gateway: Callable[..., Gateway]
+    make_deployment: Callable[[], Deployment], fresh_gateway: Callable[..., Gateway], backend: str
 ) -> None:
     deployment = slow_refresh(make_deployment)
     gateway = fresh_gateway(deployment)
     customer = deployment.customer()  # `nxs customers create`, `nxs keys create`
     response = gateway.request("POST", FLUX, customer.key, json={"prompt": "a fox"})
     assert response.status_code == 200, response.text
-    assert lookups(gateway)["found"] == 1
+    if backend == "sqlite":  # nothing tells a lone SQLite worker before its 30 s poll
+        assert lookups(gateway)["found"] == 1
+    # On PostgreSQL the commit's NOTIFY reloads the gateway as the CLI exits, racing the
+    # lookup on a miss: either path lets the key in, which one is not the test's to decide.
 
 
 def test_key_from_the_admin_api_works_at_once(

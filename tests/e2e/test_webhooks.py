@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -125,13 +124,8 @@ class RelaySite:
             self.gateway = None
 
     def deliveries(self, request_id: str) -> list[dict[str, Any]]:
-        path = self.deployment.env["NXS_DATABASE_URL"].removeprefix("sqlite:///")
-        with sqlite3.connect(path) as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                "SELECT state, attempts FROM relay_deliveries WHERE request_id = ?", (request_id,)
-            )
-            return [dict(row) for row in rows]
+        query = "SELECT state, attempts FROM relay_deliveries WHERE request_id = ?"
+        return self.deployment.rows(query, request_id)
 
 
 @pytest.fixture(scope="module")
@@ -203,10 +197,9 @@ def _attempted(site: RelaySite, request_id: str) -> bool:
 
 
 def _callback_id(site: RelaySite, request_id: str) -> str:
-    path = site.deployment.env["NXS_DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        row = db.execute("SELECT id FROM relay_callbacks WHERE request_id = ?", (request_id,))
-        return str(row.fetchone()[0])
+    query = "SELECT id FROM relay_callbacks WHERE request_id = ?"
+    [row] = site.deployment.rows(query, request_id)
+    return str(row["id"])
 
 
 def _forged_headers(request_id: str, body: bytes, timestamp: int) -> dict[str, str]:
