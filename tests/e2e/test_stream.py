@@ -14,25 +14,29 @@ import pytest
 from tests.e2e.conftest import (
     GOOD_KEY,
     Customer,
+    DatabaseEnv,
     Deployment,
     Gateway,
     eventually,
     launch,
 )
 from tests.support.clients import JS_DIR, run_node
-from tests.support.servers import RunningServer, start_emulator
+from tests.support.servers import start_emulator
 
 SLOW_SCALE = "1.5"  # flux/dev: three progress events ~0.4 s apart
 
 
 @pytest.fixture(scope="module")
 def slow(
-    tmp_path_factory: pytest.TempPathFactory, tls_files: dict[str, Path]
+    tmp_path_factory: pytest.TempPathFactory,
+    tls_files: dict[str, Path],
+    database_env: DatabaseEnv,
 ) -> Iterator[tuple[Gateway, Customer]]:
     """A gateway in front of an emulator slow enough to see events arrive one by one."""
     folder = tmp_path_factory.mktemp("slow-stream")
     emulator = start_emulator(folder, "--time-scale", SLOW_SCALE)
-    deployment = Deployment(folder, _env(folder, emulator), emulator)
+    env = {**database_env(folder), "NXS_UPSTREAM_URL": emulator.url, "NXS_REFRESH_SECONDS": "0.2"}
+    deployment = Deployment(folder, env, emulator)
     deployment.add_upstream("main", GOOD_KEY)
     gateway = launch(deployment, tls_files)
     try:
@@ -41,15 +45,6 @@ def slow(
         gateway.client.close()
         gateway.server.stop()
         emulator.stop()
-
-
-def _env(folder: Path, emulator: RunningServer) -> dict[str, str]:
-    return {
-        "NXS_DATABASE_URL": f"sqlite:///{folder / 'nxs.db'}",
-        "NXS_SECRET_KEY_FILE": str(folder / "nxs.secret"),
-        "NXS_UPSTREAM_URL": emulator.url,
-        "NXS_REFRESH_SECONDS": "0.2",
-    }
 
 
 @pytest.mark.parametrize("mode", ["middleware", "proxyUrl"])
