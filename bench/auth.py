@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
+from bench.billing import FLUX
 from bench.run import (
     ANSWER,
     BENCH,
@@ -39,7 +40,6 @@ from bench.run import (
     wrk,
 )
 
-FLUX = "/fal-ai/flux/dev"
 SCRIPTS = {
     "known": BENCH / "post.lua",
     "unknown-random": BENCH / "unknown_keys.lua",

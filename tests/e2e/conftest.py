@@ -141,6 +141,40 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def instant_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """An emulator whose jobs end as soon as they are submitted (one per module)."""
+    flags = ("--time-scale", "0", "--concurrency", "8")
+    server = start_emulator(tmp_path_factory.mktemp("instant-emulator"), *flags)
+    yield server
+    server.stop()
+
+
+Admin = Callable[..., Any]  # (method, path[, body]) → the admin API's JSON answer
+
+
+def ledger_rows(admin: Admin, customer: Customer) -> list[dict[str, Any]]:
+    """The customer's ledger rows, through the admin API."""
+    return list(admin("GET", f"/usage/requests?customer={customer.name}"))
+
+
+def closed_ledger_rows(admin: Admin, customer: Customer, count: int) -> list[dict[str, Any]]:
+    """The customer's `count` ledger rows once every one is settled or refunded."""
+
+    def closed() -> bool:
+        rows = ledger_rows(admin, customer)
+        return len(rows) == count and all(r["status"] in ("settled", "refunded") for r in rows)
+
+    assert eventually(closed, 20), ledger_rows(admin, customer)
+    return ledger_rows(admin, customer)
+
+
+def balance_of(admin: Admin, customer: Customer) -> tuple[str, str]:
+    """(available, reserved) in USD."""
+    found = admin("GET", f"/customers/{customer.name}/balance")
+    return found["available"], found["reserved"]
+
+
 DatabaseEnv = Callable[[Path], dict[str, str]]
 
 

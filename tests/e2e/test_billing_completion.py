@@ -20,7 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import Customer, DatabaseEnv, Deployment, Gateway, eventually
+from tests.e2e.conftest import (
+    Customer,
+    DatabaseEnv,
+    Deployment,
+    Gateway,
+    balance_of,
+    closed_ledger_rows,
+    eventually,
+    ledger_rows,
+)
 from tests.support.receiver import WebhookReceiver
 from tests.support.servers import RunningServer, free_port, start_emulator, start_nxs
 
@@ -39,15 +48,6 @@ SUBMITS = 60
 def fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """The emulator at real speed with one request in progress per account."""
     server = start_emulator(tmp_path_factory.mktemp("completion-emulator"), *FAL_FLAGS)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def instant_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """An emulator whose jobs end as soon as they are submitted."""
-    flags = ("--time-scale", "0", "--concurrency", "8")
-    server = start_emulator(tmp_path_factory.mktemp("instant-emulator"), *flags)
     yield server
     server.stop()
 
@@ -108,20 +108,14 @@ class Site:
         return customer
 
     def rows(self, customer: Customer) -> list[dict[str, Any]]:
-        return list(self.admin("GET", f"/usage/requests?customer={customer.name}"))
+        return ledger_rows(self.admin, customer)
 
     def closed_rows(self, customer: Customer, count: int) -> list[dict[str, Any]]:
-        def closed() -> bool:
-            rows = self.rows(customer)
-            return len(rows) == count and all(r["status"] in ("settled", "refunded") for r in rows)
-
-        assert eventually(closed, 20), self.rows(customer)
-        return self.rows(customer)
+        return closed_ledger_rows(self.admin, customer, count)
 
     def balance(self, customer: Customer) -> tuple[str, str]:
         """(available, reserved) in USD."""
-        found = self.admin("GET", f"/customers/{customer.name}/balance")
-        return found["available"], found["reserved"]
+        return balance_of(self.admin, customer)
 
     def fal_status(self, app: str, request_id: str) -> dict[str, Any]:
         """The request's status asked straight at fal, behind NXS's back."""

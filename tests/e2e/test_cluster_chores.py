@@ -10,20 +10,11 @@ from collections.abc import Iterator
 import pytest
 from tests.e2e.conftest import DatabaseEnv
 from tests.e2e.test_billing_completion import SDXL, Site, open_site
-from tests.support.servers import RunningServer, start_emulator
+from tests.support.servers import RunningServer
 
 SUBMITS = 40
 # No public URL: no webhook relay, so only the reconcilers can settle what nobody fetches.
 RECONCILING = {"NXS_PUBLIC_URL": "", "NXS_RECONCILE_AFTER_SECONDS": "0.5"}
-
-
-@pytest.fixture(scope="module")
-def instant_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """An emulator whose jobs end as soon as they are submitted."""
-    flags = ("--time-scale", "0", "--concurrency", "8")
-    server = start_emulator(tmp_path_factory.mktemp("chores-emulator"), *flags)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import Customer, eventually
+from tests.e2e.conftest import Customer, balance_of, closed_ledger_rows, eventually, ledger_rows
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.servers import RunningServer, free_port, start_emulator, start_nxs
@@ -107,19 +107,13 @@ class Cluster:
         return fetcher.call("GET", f"/queue/{SDXL}/requests/{request_id}", key).status_code
 
     def rows(self, customer: Customer) -> list[dict[str, Any]]:
-        return list(self.b.admin("GET", f"/usage/requests?customer={customer.name}"))
+        return ledger_rows(self.b.admin, customer)
 
     def closed_rows(self, customer: Customer, count: int) -> list[dict[str, Any]]:
-        def closed() -> bool:
-            rows = self.rows(customer)
-            return len(rows) == count and all(r["status"] in ("settled", "refunded") for r in rows)
-
-        assert eventually(closed, 20), self.rows(customer)
-        return self.rows(customer)
+        return closed_ledger_rows(self.b.admin, customer, count)
 
     def balance(self, customer: Customer) -> tuple[str, str]:
-        found = self.b.admin("GET", f"/customers/{customer.name}/balance")
-        return found["available"], found["reserved"]
+        return balance_of(self.b.admin, customer)
 
     def runs_reaching_fal(self) -> int:
         found = httpx.get(f"{self.fal.url}/_emulator/received", timeout=10).json()
