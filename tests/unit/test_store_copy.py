@@ -11,7 +11,7 @@ from tests.support.postgres_server import PostgresServer
 from nxs.admin import audit
 from nxs.store import copy as db_copy
 from nxs.store.database import Database, DatabaseError
-from nxs.store.migrations import migrate
+from nxs.store.migrations import MIGRATIONS, migrate
 from nxs.store.postgres import PostgresDatabase
 from nxs.store.sqlite import SqliteDatabase
 
@@ -54,7 +54,7 @@ def test_a_target_already_in_use_is_refused_and_left_alone(tmp_path: Path) -> No
 
 def test_a_source_behind_the_code_is_refused(tmp_path: Path) -> None:
     source = SqliteDatabase.open(tmp_path / "old.db")
-    migrate(source, db_copy.MIGRATIONS[:3])
+    migrate(source, MIGRATIONS[:3])
     with pytest.raises(DatabaseError, match="run `nxs db upgrade`"):
         db_copy.copy_database(source, fresh(tmp_path / "b.db"))
 

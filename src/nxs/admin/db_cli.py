@@ -78,7 +78,6 @@ def _copy(args: argparse.Namespace) -> int:
         target = connect(parse_url(args.to), 1)
         try:
             migrate(target)
-            check_version(source)
             total = copy_database(source, target, _report)
         finally:
             target.close()

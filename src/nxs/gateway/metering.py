@@ -445,10 +445,16 @@ class Meter:
     async def free_slot(self, request_id: str, lease_id: str) -> None:
         """A queued request ended at fal: its in-flight slot is free once this returns (the
         client may submit again the moment it has the result); settling comes after."""
-        held = self.permits.pop(request_id, None)
-        freed = self._release(held[0]) if held is not None else self.free(lease_id)
+        freed = self._free_request(request_id, lease_id)
         if freed is not None:
             await asyncio.wait([freed])
+
+    def _free_request(self, request_id: str, lease_id: str | None) -> asyncio.Task[None] | None:
+        """Free the request's slot: its permit if this worker holds it, else its lease."""
+        held = self.permits.pop(request_id, None)
+        if held is not None:
+            return self._release(held[0])
+        return self.free(lease_id) if lease_id is not None else None
 
     def release_request(self, request_id: str, lease_id: str | None = None) -> None:
         """The queued request ended: forget it and free its in-flight slot (`lease_id`, the
@@ -457,11 +463,7 @@ class Meter:
         if len(self.closed) >= MEMORY_LIMIT:
             del self.closed[next(iter(self.closed))]
         self.closed[request_id] = None
-        held = self.permits.pop(request_id, None)
-        if held is not None:
-            self._release(held[0])
-        elif lease_id is not None:
-            self.free(lease_id)
+        self._free_request(request_id, lease_id)
 
     def sweep(self) -> None:
         """Free in-flight slots of queued requests older than an hour (lost or abandoned)."""

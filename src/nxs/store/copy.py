@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 from nxs.store.database import Database, DatabaseError, Row
-from nxs.store.migrations import MIGRATIONS, applied_versions
+from nxs.store.migrations import check_version
 
 PAGE: Final = 1000
 # Every table of the schema with its key, parents before children (a test checks that
@@ -109,14 +109,11 @@ def _pages(db: Database, table: str, key: str) -> Iterator[list[Row]]:
 
 
 def _check_versions(source: Database, target: Database) -> None:
-    latest = len(MIGRATIONS)
     for name, db in (("source", source), ("target", target)):
-        versions = applied_versions(db)
-        if max(versions, default=0) != latest:
-            raise DatabaseError(
-                f"The {name} database is at schema version {max(versions, default=0)}, not"
-                f" {latest}: run `nxs db upgrade` on it first"
-            )
+        try:
+            check_version(db)
+        except DatabaseError as exc:
+            raise DatabaseError(f"The {name} database: {exc}") from exc
 
 
 def _check_empty(target: Database) -> None:
