@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import ClientResponse
 from yarl import URL
 
-from nxs.billing import ledger
+from nxs.billing import ledger, ledger_batch
 from nxs.billing.ledger import Entry
 from nxs.billing.outcomes import (
     cancel_accepted,
@@ -76,10 +76,7 @@ async def finish(
     if settlement.verdict is Verdict.HOLD:
         return False
 
-    def operation(db: Database) -> bool:
-        return ledger.settle(db, entry, settlement)
-
-    changed = await meter.writer.run(operation)
+    changed = await meter.writer.apply(ledger_batch.SETTLE, (entry, settlement))
     if entry.request_id is not None:
         meter.release_request(entry.request_id, entry.id)
     return changed

@@ -19,7 +19,7 @@ from typing import Final, ParamSpec, TypeVar
 
 from aiohttp import ClientResponse
 
-from nxs.billing import ledger, replay
+from nxs.billing import ledger, ledger_batch, replay
 from nxs.billing.catalog import BillingSnapshot, load_snapshot
 from nxs.billing.estimate import at_least_a_micro, defaults_for, estimate_units
 from nxs.billing.idempotency import fingerprint
@@ -183,6 +183,10 @@ class Meter:
             return
         monthly = ticket.plan.monthly_credit if ticket.plan.mode is CreditMode.MONTHLY else None
         entry, defer = ticket.entry, self.writer.defer
+        if idem is None and monthly is None:  # a plain hold: batched with the batch's others
+            await self.writer.apply(ledger_batch.RESERVE, entry)
+            ticket.written = True
+            return
 
         def operation(db: Database) -> StoredResponse | None:
             if idem is not None:
@@ -405,6 +409,9 @@ class Meter:
         self, ticket: Ticket, settlement: Settlement, stored: StoredResponse | None
     ) -> None:
         entry, written, idem = ticket.entry, ticket.written, ticket.idempotency
+        if written and idem is None:  # batched with the batch's other settlements
+            await self.writer.apply(ledger_batch.SETTLE, (entry, settlement))
+            return
 
         def operation(db: Database) -> None:
             if written:
