@@ -1,13 +1,16 @@
 """PostgreSQL goes away under a running gateway: a call that needs the database before
 anything reaches fal (a prepaid hold), and every billable call once the gateway knows the
 ledger is unreachable, is refused at once with fal's 503 shape — no hang, nothing
-forwarded, nothing charged; the row of a call fal answered meanwhile is held and written
-when the database is back; service comes back by itself."""
+forwarded, nothing charged; the row of a call fal answered meanwhile — a metered row, or
+the settlement of a prepaid hold taken before the outage — is held and written when the
+database is back; service comes back by itself."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,14 @@ import httpx
 import pytest
 from tests.support.postgres_server import PostgresServer, start_postgres
 from tests.support.redis_server import RedisServer
-from tests.support.servers import RunningServer, eventually, free_port, run_nxs, start_nxs
+from tests.support.servers import (
+    RunningServer,
+    eventually,
+    free_port,
+    run_nxs,
+    start_emulator,
+    start_nxs,
+)
 
 SDXL = "fal-ai/fast-sdxl"
 UPSTREAM = "acct-outage:secret-outage-0001"
@@ -35,12 +45,26 @@ def nxs(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+@pytest.fixture(scope="module")
+def slow_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """An emulator whose fast-sdxl run takes 2 s: long enough to stop the database under it."""
+    server = start_emulator(tmp_path_factory.mktemp("slow-emulator"), "--time-scale", "4")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def deployment(
     own_postgres: PostgresServer,
     redis_server: RedisServer,
     emulator: RunningServer,
     tmp_path: Path,
+) -> Iterator[tuple[RunningServer, dict[str, str], str]]:
+    yield from deploy(own_postgres, redis_server, emulator, tmp_path)
+
+
+def deploy(
+    own_postgres: PostgresServer, redis_server: RedisServer, emulator: RunningServer, tmp_path: Path
 ) -> Iterator[tuple[RunningServer, dict[str, str], str]]:
     env = {
         "NXS_DATABASE_URL": own_postgres.url(own_postgres.create_database()),
@@ -109,3 +133,37 @@ def test_calls_during_an_outage_are_refused_or_held_and_nothing_is_lost(
     assert (balance["available"], balance["reserved"]) == ("0.98", "0.00")
     rows = json.loads(nxs(env, "usage", "--json", "--customer", "metered"))
     assert [row["status"] for row in rows] == ["settled", "settled"]  # the held row too
+
+
+@pytest.fixture
+def slow_deployment(
+    own_postgres: PostgresServer,
+    redis_server: RedisServer,
+    slow_fal: RunningServer,
+    tmp_path: Path,
+) -> Iterator[tuple[RunningServer, dict[str, str], str]]:
+    yield from deploy(own_postgres, redis_server, slow_fal, tmp_path)
+
+
+def test_a_prepaid_run_fal_answers_during_an_outage_is_charged_when_the_database_returns(
+    slow_deployment: tuple[RunningServer, dict[str, str], str], own_postgres: PostgresServer
+) -> None:
+    server, env, key = slow_deployment
+    answers: list[httpx.Response] = []
+    call = threading.Thread(target=lambda: answers.append(run(server, key)))
+    call.start()  # held (PostgreSQL up), then 2 s at fal
+    time.sleep(0.8)
+    own_postgres.pause()
+    try:
+        call.join(timeout=15)
+        assert [a.status_code for a in answers] == [200]  # fal's image, not a 503
+    finally:
+        own_postgres.resume()
+
+    def settled() -> bool:
+        [balance] = json.loads(nxs(env, "credits", "show", "acme", "--json"))
+        return (balance["available"], balance["reserved"]) == ("0.99", "0.00")
+
+    assert eventually(settled, 15)  # charged one image: not refunded as a stranded hold
+    rows = json.loads(nxs(env, "usage", "--json", "--customer", "acme"))
+    assert [(row["status"], row["cost"]) for row in rows] == [("settled", "0.01")]

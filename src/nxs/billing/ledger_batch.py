@@ -16,6 +16,7 @@ and PostgreSQL; the group-commit writer uses it on PostgreSQL only, where it pay
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from nxs.billing import ledger
@@ -29,6 +30,7 @@ from nxs.store.ids import now
 Deferrer = Callable[[str, Params], None]
 Outcome = tuple[bool, Any]
 Settling = tuple[Entry, Settlement]
+Attaching = tuple[Entry, str, str, float]  # entry, fal's request id, upstream key, next check
 
 RESERVE_ALL = (
     "UPDATE balances SET available_micros = available_micros - v.column2,"
@@ -47,6 +49,11 @@ SETTLE_ALL = (
     " FROM (VALUES {rows}) AS v"
     " WHERE ledger.id = v.column1 AND ledger.status IN ('reserved', 'pending')"
     " RETURNING ledger.id"
+)
+ATTACH_ALL = (
+    "UPDATE ledger SET request_id = v.column2, upstream_key_id = v.column3,"
+    " status = 'pending', next_check_at = v.column4"
+    " FROM (VALUES {rows}) AS v WHERE ledger.id = v.column1 AND ledger.status = 'reserved'"
 )
 RELEASE_ALL = (
     "UPDATE balances SET reserved_micros = reserved_micros - v.column2,"
@@ -165,5 +172,25 @@ def _update_from(
     return []
 
 
+def attach_one(db: Database, attaching: Attaching, defer: Deferrer) -> Entry:
+    """One queued request's row gets fal's request id, as `ledger.attach` does."""
+    return ledger.attach(db, *attaching)
+
+
+def attach_all(db: Database, batch: Sequence[Attaching], defer: Deferrer) -> list[Outcome]:
+    """Every reserved row of the batch gets its request id and becomes `pending`."""
+    rows = [(entry.id, request_id, key_id, check) for entry, request_id, key_id, check in batch]
+    _update_from(db, ATTACH_ALL, rows, returning=False)
+    return [(True, attached(item)) for item in batch]
+
+
+def attached(attaching: Attaching) -> Entry:
+    """The entry as attached (what `attach_one` returns, without the database)."""
+    entry, request_id, upstream_key_id, _ = attaching
+    return replace(entry, request_id=request_id, upstream_key_id=upstream_key_id)
+
+
+# Settlements and attachments are of calls fal already answered: held through an outage.
 RESERVE: Kind[Entry] = Kind(reserve_one, reserve_all)
-SETTLE: Kind[Settling] = Kind(settle_one, settle_all)
+SETTLE: Kind[Settling] = Kind(settle_one, settle_all, held=lambda _: False)
+ATTACH: Kind[Attaching] = Kind(attach_one, attach_all, held=attached)

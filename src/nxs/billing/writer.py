@@ -59,6 +59,9 @@ class Kind(Generic[ItemT]):
 
     one: Callable[[Database, ItemT, Deferrer], Any]
     all: Callable[[Database, Sequence[ItemT], Deferrer], list[tuple[bool, Any]]]
+    # When the database is unreachable: the answer its caller gets while the item is held
+    # and retried like an answered call's row (None: the item fails with the error).
+    held: Callable[[ItemT], Any] | None = None
 
 
 class _Grouped(Generic[ItemT]):
@@ -90,6 +93,7 @@ class LedgerWriter:
         self._committing: asyncio.Future[None] | None = None  # the batch on a store thread
         self.outage = False  # the last commit could not reach the database
         self._held: list[tuple[str, Params]] = []  # answered calls' rows, awaiting the database
+        self._held_items: list[_Grouped[Any]] = []  # and their settlements and attachments
         self._retry: asyncio.TimerHandle | None = None
         self._pending: list[Item] = []
         self._statements: list[Statement] = []
@@ -107,6 +111,7 @@ class LedgerWriter:
             self._retry = None
         held, self._held = self._held, []
         self._statements.extend(_pending_statement(sql, params) for sql, params in held)
+        self._requeue_items()
         while self._committing is not None:
             await asyncio.wait([self._committing])
             await asyncio.sleep(0)  # let the done callback start the next batch
@@ -117,9 +122,10 @@ class LedgerWriter:
             await asyncio.sleep(0)
         if self._retry is not None:
             self._retry.cancel()
-        if self._held:
+        if self._held or self._held_items:
             LOG.error(
-                "%d ledger rows lost: the database was unreachable at shutdown", len(self._held)
+                "%d ledger writes lost: the database was unreachable at shutdown",
+                len(self._held) + len(self._held_items),
             )
 
     async def run(self, operation: Callable[[Database], T]) -> T:
@@ -208,7 +214,9 @@ class LedgerWriter:
         self, error: BaseException, batch: list[Item], statements: list[Statement]
     ) -> list[tuple[bool, Any]]:
         """Every caller of a batch whose commit failed learns it — but when the database is
-        unreachable, the plain statements are held for a retry and their callers answered."""
+        unreachable, the plain statements and the items of a `Kind` that says so (rows,
+        settlements and attachments of calls fal already answered) are held for a retry
+        and their callers answered."""
         count = len(batch) + len(statements)
         if not isinstance(error, DatabaseError):
             LOG.error("ledger batch of %d failed", count, exc_info=error)
@@ -217,8 +225,15 @@ class LedgerWriter:
             LOG.error("ledger unreachable (%s): new billable calls refused, rows held", error)
         self.outage = True
         self._held.extend((sql, params) for sql, params, _ in statements)
+        outcomes = [self._hold(operation, error) for operation, _ in batch]
         self._schedule_retry()
-        return [(False, error)] * len(batch) + [(True, None)] * len(statements)
+        return outcomes + [(True, None)] * len(statements)
+
+    def _hold(self, operation: Operation, error: BaseException) -> tuple[bool, Any]:
+        if isinstance(operation, _Grouped) and operation.kind.held is not None:
+            self._held_items.append(operation)
+            return True, operation.kind.held(operation.item)
+        return False, error
 
     def _schedule_retry(self) -> None:
         if self._retry is None:
@@ -229,15 +244,27 @@ class LedgerWriter:
         with none held, an empty transaction: a commit that works ends the outage."""
         self._retry = None
         held, self._held = self._held, []
-        if held:
-            LOG.info("retrying %d held ledger rows", len(held))
+        if held or self._held_items:
+            LOG.info("retrying %d held ledger writes", len(held) + len(self._held_items))
         for sql, params in held:
             self.submit(sql, params)
-        if not held:
+        if self._held_items:
+            self._requeue_items()
+            self._schedule(asyncio.get_running_loop())
+        elif not held:
             probe: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             probe.add_done_callback(lambda done: done.exception())  # nobody awaits it
             self._pending.append((_nothing, probe))
             self._schedule(asyncio.get_running_loop())
+
+    def _requeue_items(self) -> None:
+        """Held items go back in the queue (their callers were answered: nobody awaits)."""
+        items, self._held_items = self._held_items, []
+        loop = asyncio.get_running_loop()
+        for operation in items:
+            future: asyncio.Future[Any] = loop.create_future()
+            future.add_done_callback(lambda done: done.exception())
+            self._pending.append((operation, future))
 
     def _take(self) -> tuple[list[Item], list[Statement]]:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]

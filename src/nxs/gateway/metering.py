@@ -289,8 +289,10 @@ class Meter:
         stored = None
         if ticket.idempotency is not None and body is not None and status < 500:
             stored = StoredResponse(status, tickets.stored_headers(headers), body)
-        await self._close(ticket, settlement, stored)
-        self._release(ticket.permit)
+        try:
+            await self._close(ticket, settlement, stored)
+        finally:
+            self._release(ticket.permit)
 
     def _metered_row(
         self, ticket: Ticket, status: int, headers: Mapping[str, str], body: bytes | None
@@ -324,8 +326,10 @@ class Meter:
             units = tickets.deferred_units(ticket.entry, ticket.request_body, {})
             ticket.entry = replace(ticket.entry, estimated_units=units)
         settlement = self.price(ticket.entry, Outcome.UPSTREAM_5XX, {}, None)
-        await self._close(ticket, settlement, None)
-        self._release(ticket.permit)
+        try:
+            await self._close(ticket, settlement, None)
+        finally:
+            self._release(ticket.permit)
 
     async def submitted(
         self, ticket: Ticket | None, status: int, headers: Headers, payload: bytes, upstream_id: str
@@ -343,11 +347,18 @@ class Meter:
             answered = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
             settlement = self.price(ticket.entry, outcome or Outcome.REJECTED, answered, None)
             stored = response if response.status < 500 else None
-            await self._close(ticket, settlement, stored)
-            self._release(ticket.permit)
+            try:
+                await self._close(ticket, settlement, stored)
+            finally:
+                self._release(ticket.permit)
             return
         entry, written, idem = ticket.entry, ticket.written, ticket.idempotency
         check_at = time.time() + self.first_check
+        if written and idem is None:  # batched with the batch's others; held in an outage
+            attaching = (entry, request_id, upstream_id, check_at)
+            opened = await self.writer.apply(ledger_batch.ATTACH, attaching)
+            self._remember(request_id, opened, ticket.permit)
+            return
 
         def operation(db: Database) -> Entry:
             if written:
