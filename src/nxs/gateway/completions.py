@@ -78,7 +78,8 @@ async def finish(
 
     changed = await meter.writer.apply(ledger_batch.SETTLE, (entry, settlement))
     if entry.request_id is not None:
-        meter.release_request(entry.request_id, entry.id)
+        lease_id = entry.id if meter.may_hold_slot(entry.customer_id) else None
+        meter.release_request(entry.request_id, lease_id)
     return changed
 
 

@@ -483,6 +483,11 @@ class Meter:
         self.closed[request_id] = None
         self._free_request(request_id, lease_id)
 
+    def may_hold_slot(self, customer_id: str) -> bool:
+        """Whether the customer's plan limits calls in flight (else a queued request of
+        another worker's holds no lease to free, and freeing it is a wasted round trip)."""
+        return self.snapshot.plan_of(customer_id)[0].max_in_flight is not None
+
     def sweep(self) -> None:
         """Free in-flight slots of queued requests older than an hour (lost or abandoned)."""
         limit = time.monotonic() - PERMIT_MAX_AGE
