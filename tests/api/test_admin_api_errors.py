@@ -85,3 +85,22 @@ def test_unknown_admin_route_and_bad_query_are_fal_shaped(admin_gateway: AdminGa
     assert missing.status_code == 404 and missing.json()["detail"] == "Not Found"
     assert locations(admin_gateway.admin("GET", "/audit?since=yesterday")) == [["query", "since"]]
     assert locations(admin_gateway.admin("GET", "/audit?limit=0")) == [["query", "limit"]]
+
+
+def test_a_body_without_the_token_is_refused_unread_and_an_oversized_one_is_a_413(
+    admin_gateway: AdminGateway,
+) -> None:
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    stranger = admin_gateway.admin("POST", "/customers", token=None, content=big)
+    assert (stranger.status_code, stranger.json()["error_type"]) == (401, "invalid_admin_token")
+    assert stranger.headers["www-authenticate"] == "Bearer"
+    wrong = admin_gateway.admin("POST", "/customers", token="not-the-token", json={"name": "a"})
+    assert wrong.status_code == 401
+    oversized = admin_gateway.admin(
+        "POST", "/customers", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert (oversized.status_code, oversized.json()) == (
+        413,
+        {"detail": "Request body too large (max 1MB)", "error_type": "payload_too_large"},
+    )
+    assert admin_gateway.admin("GET", "/customers/" + "x" * 20).status_code == 404

@@ -16,7 +16,13 @@ from fastapi import Depends, FastAPI
 
 from nxs.admin.api import accounts, audit_log, customers, errors, plans, upstream, usage
 from nxs.admin.api.body import checked_receive
-from nxs.admin.api.context import AdminContext, AdminDisabled, require_admin
+from nxs.admin.api.context import (
+    AdminContext,
+    AdminDisabled,
+    InvalidAdminToken,
+    require_admin,
+    token_matches,
+)
 from nxs.admin.api.schemas import ErrorOut
 from nxs.config import Settings
 from nxs.errors import NxsError
@@ -80,21 +86,33 @@ class AdminApi:
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.enabled = bool(settings.admin_token)
+        self.token = settings.admin_token or ""
         self.app = build(settings, store)
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if not self.enabled:
             await _respond(send, AdminDisabled())
             return
+        if str(scope.get("path", "")).startswith(PREFIX + "/") and not self._bearer(scope):
+            await _respond(send, InvalidAdminToken())  # before reading a stranger's body
+            return
         try:
             receive = await checked_receive(scope, receive)
-        except NxsError as error:  # malformed JSON: refused before any route runs
+        except NxsError as error:  # malformed or oversized JSON: refused before any route
             await _respond(send, error)
             return
         try:
             await self.app(scope, receive, send)
         except Exception:  # already answered 500 by the error handler; keep it out of uvicorn
             LOG.exception("admin request %s %s failed", scope.get("method"), scope.get("path"))
+
+    def _bearer(self, scope: Message) -> bool:
+        """Whether the request carries the admin token (`require_admin` checks it again)."""
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and token_matches(token.strip(), self.token)
+        return False
 
 
 def admin_app(settings: Settings, store: Store) -> AdminApi:
@@ -109,5 +127,7 @@ def _error_responses() -> dict[int | str, dict[str, Any]]:
 async def _respond(send: Send, error: NxsError) -> None:
     body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if isinstance(error, InvalidAdminToken):
+        headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
