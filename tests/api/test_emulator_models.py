@@ -95,7 +95,7 @@ def test_video_model_returns_an_mp4_on_the_cdn(emulator: RunningServer) -> None:
 
 
 def test_speech_model_transcribes(emulator: RunningServer) -> None:
-    body = {"audio_url": "https://example.test/talk.mp3"}
+    body = {"audio_url": "data:audio/mpeg;base64,SUQz"}  # not a WAV: 5 s of speech assumed
     result = Fal(emulator.url).call("POST", "/fal.run/fal-ai/whisper", body).json()
     assert result["text"] and result["chunks"][0]["timestamp"] == [0.0, 2.5]
     missing = Fal(emulator.url).call("POST", "/fal.run/fal-ai/whisper", {})

@@ -1,4 +1,4 @@
-"""The audit log of admin actions: who ("admin-api" or "cli"), what, on which target, when.
+"""The audit log of admin actions: who ("admin-api", "cli", "console"), what, on which target, when.
 
 `record(database, actor, action, target, detail)` appends one entry; call it inside the
 transaction of the change it describes so both land or neither does. Details are small
@@ -18,7 +18,8 @@ from nxs.store.database import Database, Row
 
 API = "admin-api"
 CLI = "cli"
-ACTORS = frozenset({API, CLI})
+CONSOLE = "console"  # who in /console made the change the entry beside it records
+ACTORS = frozenset({API, CLI, CONSOLE})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Detail keys that could carry a secret: refused rather than logged.

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from nxs.admin import audit, billing_cli
+from nxs.admin import audit, billing_cli, operators_cli
 from nxs.admin.commands import Subparsers, add_group, add_json_flag, add_leaf
 from nxs.admin.output import customer_record, key_record, render, upstream_record
 from nxs.errors import BadRequest
@@ -31,6 +31,7 @@ def add_commands(subparsers: Subparsers) -> None:
     _add_key_commands(subparsers)
     _add_upstream_commands(subparsers)
     billing_cli.add_commands(subparsers)  # plans, subscriptions, credits, pricing, usage
+    operators_cli.add_commands(subparsers)  # who may sign in to /console
 
 
 # -- customers -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from nxs.emulator import (
+    catalogue,
     cdn,
     pricing,
     queue_host,
@@ -70,6 +71,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_get("/_emulator/received", received)
     cdn.add_routes(app)
     pricing.add_routes(app)
+    catalogue.add_routes(app)
     queue_host.add_routes(app)
     run_host.add_routes(app)
     return app

@@ -1,5 +1,6 @@
 """What every model request shares, queued or direct: finding the model, checking the
-input and starting the job, and the headers and bodies of its outcome.
+input (and fetching the files it names) and starting the job, and the headers and bodies
+of its outcome.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from aiohttp import web
 from nxs.emulator.accounts import Account
 from nxs.emulator.endpoints import EndpointId, parse_endpoint
 from nxs.emulator.jobs import SCHEDULER_KEY, Job
+from nxs.emulator.media import attach_media
 from nxs.emulator.models import REGISTRY_KEY, Model
 from nxs.emulator.outputs import Outcome, prepare
 from nxs.emulator.state import STATE_KEY, base_url
+from nxs.emulator.transfers import UPLOADS_KEY
 from nxs.emulator.wire import json_response, read_input
 from nxs.errors import BadRequest, NotFound, ValidationFailed
 
@@ -41,6 +44,9 @@ async def start_job(
     start_timeout = read_start_timeout(request)
     try:
         clean = prepare(model, await read_input(request), state.rng)
+        if model.media_fields:
+            uploads = request.app[UPLOADS_KEY]
+            attach_media(clean, model.media_fields, state.files, uploads)
     except ValidationFailed as error:  # the app saw it: it has a request id
         error.headers.setdefault("x-fal-request-id", str(uuid.uuid4()))
         raise

@@ -1,13 +1,15 @@
 """The emulator's CDN: bytes kept in memory, served back at `/v3.fal.media/files/…`.
 
 Uploaded files and generated outputs both live here; URLs are built from the
-address the emulator was reached at.
+address the emulator was reached at. `publish` hands a generated file out as fal does.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 CDN_PREFIX = "/v3.fal.media/files"
 
@@ -43,3 +45,17 @@ class FileStore:
 def _safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name.split("/")[-1])
     return cleaned[:120] or "file.bin"
+
+
+def publish(
+    files: FileStore, base_url: str, data: bytes, content_type: str, name: str, inline: bool
+) -> str:
+    """A generated file's URL: a data URI when `inline` (fal's `sync_mode`), else a CDN URL."""
+    if inline:
+        return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+    return FileStore.url(base_url, files.put(data, content_type, name))
+
+
+def file_entry(url: str, data: bytes, content_type: str, name: str) -> dict[str, Any]:
+    """fal's `File` object for a generated file."""
+    return {"url": url, "content_type": content_type, "file_name": name, "file_size": len(data)}

@@ -20,7 +20,8 @@ MISSING = object()
 
 @dataclass(frozen=True)
 class Field:
-    """One input field: its kind (str/int/float/bool/enum/image_size), bounds, default."""
+    """One input field: its kind (str/int/float/bool/enum/image_size/url), bounds, default;
+    a `url` is a string the model fetches (`media.py`)."""
 
     name: str
     kind: str

@@ -1,8 +1,10 @@
 """The emulator's model table: every endpoint it serves, in one place.
 
-Each `Model` names its input schema, what it outputs (images, a video, a transcript),
-how fal bills it (unit and unit price) and how long it pretends to work at time
-scale 1. `ModelRegistry` looks endpoints up and answers the pricing API.
+Each `Model` names its input schema (`schemas.py`), the shape of its output (`kind`:
+images, an edited image, an upscale, a cut-out, a video, a transcript, speech, text), how
+fal bills it (unit and unit price), how long it pretends to work at time scale 1 and its
+catalogue category. `ModelRegistry` looks endpoints up and answers the pricing and
+catalogue APIs.
 """
 
 from __future__ import annotations
@@ -12,59 +14,17 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from nxs.emulator import schemas as s
 from nxs.emulator.inputs import Field
 
-Schema = tuple[Field, ...]
-PROMPT = Field("prompt", "str")
-SEED = Field("seed", "int", None, 0, 2**63 - 1)
-SYNC = Field("sync_mode", "bool", False)
-SAFETY = Field("enable_safety_checker", "bool", True)
-NEGATIVE = Field("negative_prompt", "str", "")
-IMAGE_COUNT = Field("num_images", "int", 1, 1, 4)
-
-
-def _format(name: str) -> Field:
-    return Field(name, "enum", "jpeg", choices=("jpeg", "png"))
-
-
-def _steps(default: int, high: int) -> Field:
-    return Field("num_inference_steps", "int", default, 1, high)
-
-
-def _guidance(default: float, low: float, high: float) -> Field:
-    return Field("guidance_scale", "float", default, low, high)
-
-
-def _size(default: str) -> Field:
-    return Field("image_size", "image_size", default)
-
-
-FLUX_DEV: Schema = (PROMPT, _size("landscape_4_3"), _steps(28, 50), SEED, _guidance(3.5, 1, 20))
-FLUX_DEV += (IMAGE_COUNT, SAFETY, _format("output_format"), SYNC)
-FLUX_SCHNELL: Schema = (PROMPT, _size("landscape_4_3"), _steps(4, 12), SEED, IMAGE_COUNT, SAFETY)
-FLUX_SCHNELL += (_format("output_format"), SYNC)
-SD_STYLE: Schema = (PROMPT, NEGATIVE, _size("square_hd"), _steps(35, 70), _guidance(5, 0, 20), SEED)
-SD_STYLE += (IMAGE_COUNT, SAFETY, _format("format"), SYNC)
-SDXL: Schema = (PROMPT, NEGATIVE, _size("square_hd"), _steps(25, 65), _guidance(7.5, 0, 20), SEED)
-SDXL += (IMAGE_COUNT, SAFETY, _format("format"), SYNC)
-LCM: Schema = (PROMPT, NEGATIVE, _size("square"), _steps(6, 12), _guidance(1.5, 0, 16), SEED)
-LCM += (IMAGE_COUNT, SAFETY, _format("format"), SYNC)
-GROK = (PROMPT, _size("square_hd"), SEED, IMAGE_COUNT, _format("output_format"), SYNC)
-KLING: Schema = (PROMPT, NEGATIVE, Field("duration", "enum", "5", choices=("5", "10")))
-KLING += (Field("aspect_ratio", "enum", "16:9", choices=("16:9", "9:16", "1:1")),)
-KLING += (Field("cfg_scale", "float", 0.5, 0, 1),)
-WHISPER = (
-    Field("audio_url", "str"),
-    Field("task", "enum", "transcribe", choices=("transcribe", "translate")),
-    Field("language", "str", None),
-    Field("chunk_level", "enum", "segment", choices=("segment", "word")),
-    Field("version", "enum", "3", choices=("3",)),
-)
+# Output kinds (see outputs.py): what a model hands back.
+IMAGE, EDIT, UPSCALE, CUTOUT = "image", "edit", "upscale", "cutout"
+VIDEO, TRANSCRIPT, SPEECH, TEXT = "video", "transcript", "speech", "text"
 
 
 @dataclass(frozen=True)
 class Model:
-    """One endpoint: schema, output kind (image/video/speech), billing, simulated work."""
+    """One endpoint: schema, output kind, billing, simulated work, catalogue category."""
 
     endpoint_id: str
     kind: str
@@ -72,28 +32,116 @@ class Model:
     unit: str
     unit_price: float
     seconds: float
+    category: str = "text-to-image"
     format_field: str = "output_format"
 
     @property
     def log_name(self) -> str:
         return self.endpoint_id.split("/", 1)[-1]
 
+    @property
+    def media_fields(self) -> tuple[str, ...]:
+        """The input fields naming a file the model fetches (`image_url`, `audio_url`…)."""
+        return tuple(field.name for field in self.schema if field.kind == "url")
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(part.replace("-", " ").title() for part in self.log_name.split("/"))
+
+
+def _t2i(eid: str, schema: s.Schema, unit: str, price: float, secs: float, fmt: str = "") -> Model:
+    return Model(eid, IMAGE, schema, unit, price, secs, "text-to-image", fmt or "output_format")
+
+
+def _edit(eid: str, schema: s.Schema, unit: str, price: float, fmt: str = "") -> Model:
+    return Model(eid, EDIT, schema, unit, price, 0.6, "image-to-image", fmt or "output_format")
+
+
+def _video(eid: str, schema: s.Schema, unit: str, price: float, category: str) -> Model:
+    return Model(eid, VIDEO, schema, unit, price, 1.2, category)
+
 
 MODELS = (
-    Model("fal-ai/flux/dev", "image", FLUX_DEV, "megapixel", 0.025, 0.8),
-    Model("fal-ai/flux/schnell", "image", FLUX_SCHNELL, "megapixel", 0.003, 0.4),
-    Model("fal-ai/flux-1/dev", "image", FLUX_DEV, "megapixel", 0.025, 0.8),
-    Model("fal-ai/flux-1/schnell", "image", FLUX_SCHNELL, "megapixel", 0.003, 0.4),
-    Model("fal-ai/realistic-vision", "image", SD_STYLE, "image", 0.01, 0.6, "format"),
-    Model("fal-ai/fast-sdxl", "image", SDXL, "image", 0.003, 0.5, "format"),
-    Model("fal-ai/fast-lcm-diffusion", "image", LCM, "image", 0.0015, 0.2, "format"),
-    Model("xai/grok-imagine-image", "image", GROK, "image", 0.07, 0.6),
-    Model("fal-ai/kling-video/v2/master/text-to-video", "video", KLING, "video_second", 0.28, 1.2),
-    Model("fal-ai/whisper", "speech", WHISPER, "request", 0.0015, 0.5),
+    _t2i("fal-ai/flux/dev", s.FLUX_DEV, "megapixel", 0.025, 0.8),
+    _t2i("fal-ai/flux/schnell", s.FLUX_SCHNELL, "megapixel", 0.003, 0.4),
+    _t2i("fal-ai/flux-1/dev", s.FLUX_DEV, "megapixel", 0.025, 0.8),
+    _t2i("fal-ai/flux-1/schnell", s.FLUX_SCHNELL, "megapixel", 0.003, 0.4),
+    _t2i("fal-ai/flux-pro/v1.1", s.FLUX_PRO, "megapixel", 0.04, 0.8),
+    _t2i("fal-ai/flux-pro/v1.1-ultra", s.FLUX_ULTRA, "image", 0.06, 1.0),
+    _t2i("fal-ai/realistic-vision", s.SD_STYLE, "image", 0.01, 0.6, "format"),
+    _t2i("fal-ai/stable-diffusion-v35-large", s.SD35, "megapixel", 0.065, 0.8),
+    _t2i("fal-ai/fast-sdxl", s.SDXL, "image", 0.003, 0.5, "format"),
+    _t2i("fal-ai/fast-lcm-diffusion", s.LCM, "image", 0.0015, 0.2, "format"),
+    _t2i("fal-ai/recraft-v3", s.RECRAFT, "image", 0.04, 0.7),
+    _t2i("fal-ai/ideogram/v2", s.IDEOGRAM, "image", 0.08, 0.8),
+    _t2i("xai/grok-imagine-image", s.GROK, "image", 0.07, 0.6),
     # a namespaced endpoint with a path, to exercise the clients' `workflows/` parsing
+    _t2i("workflows/fal-ai/image-pipeline/text-to-image", s.FLUX_SCHNELL, "image", 0.005, 0.3),
+    _edit("fal-ai/flux/dev/image-to-image", s.FLUX_I2I, "megapixel", 0.03),
+    _edit("fal-ai/fast-sdxl/image-to-image", s.SDXL_I2I, "image", 0.003, "format"),
+    _edit("fal-ai/fast-sdxl/inpainting", s.SDXL_INPAINT, "image", 0.003, "format"),
+    _edit("fal-ai/flux-lora/inpainting", s.FLUX_INPAINT, "megapixel", 0.035),
+    _edit("fal-ai/flux-pro/kontext", s.KONTEXT, "image", 0.04),
+    Model("fal-ai/esrgan", UPSCALE, s.ESRGAN, "megapixel", 0.00111, 0.5, "image-to-image"),
+    Model("fal-ai/clarity-upscaler", UPSCALE, s.CLARITY, "megapixel", 0.03, 0.8, "image-to-image"),
+    Model("fal-ai/aura-sr", UPSCALE, s.AURA_SR, "request", 0.02, 0.5, "image-to-image"),
+    Model("fal-ai/birefnet", CUTOUT, s.BIREFNET, "request", 0.002, 0.3, "image-to-image"),
+    Model("fal-ai/imageutils/rembg", CUTOUT, s.REMBG, "request", 0.001, 0.2, "image-to-image"),
     Model(
-        "workflows/fal-ai/image-pipeline/text-to-image", "image", FLUX_SCHNELL, "image", 0.005, 0.3
+        "fal-ai/bria/background/remove",
+        CUTOUT,
+        s.BRIA_REMOVE,
+        "image",
+        0.018,
+        0.3,
+        "image-to-image",
     ),
+    _video(
+        "fal-ai/kling-video/v2/master/text-to-video", s.KLING, "video_second", 0.28, "text-to-video"
+    ),
+    _video(
+        "fal-ai/kling-video/v2.1/master/image-to-video",
+        s.KLING_I2V,
+        "video_second",
+        0.28,
+        "image-to-video",
+    ),
+    _video("fal-ai/minimax/video-01", s.MINIMAX, "request", 0.5, "text-to-video"),
+    _video(
+        "fal-ai/minimax/video-01/image-to-video", s.MINIMAX_I2V, "request", 0.5, "image-to-video"
+    ),
+    _video("fal-ai/veo3", s.VEO3, "video_second", 0.75, "text-to-video"),
+    _video("fal-ai/luma-dream-machine", s.LUMA, "request", 0.5, "text-to-video"),
+    _video(
+        "fal-ai/luma-dream-machine/image-to-video", s.LUMA_I2V, "request", 0.5, "image-to-video"
+    ),
+    # an owner outside NXS's default list: `nxs models sync` is what teaches it to the gateway
+    _video("moonvalley/marey/t2v", s.MAREY, "video_second", 0.3, "text-to-video"),
+    Model("fal-ai/whisper", TRANSCRIPT, s.WHISPER, "request", 0.0015, 0.5, "speech-to-text"),
+    Model("fal-ai/wizper", TRANSCRIPT, s.WIZPER, "request", 0.0005, 0.3, "speech-to-text"),
+    Model(
+        "fal-ai/elevenlabs/speech-to-text",
+        TRANSCRIPT,
+        s.SCRIBE,
+        "request",
+        0.03,
+        0.4,
+        "speech-to-text",
+    ),
+    Model(
+        "fal-ai/kokoro/american-english", SPEECH, s.KOKORO, "request", 0.02, 0.3, "text-to-speech"
+    ),
+    Model(
+        "fal-ai/elevenlabs/tts/multilingual-v2",
+        SPEECH,
+        s.ELEVEN_TTS,
+        "request",
+        0.1,
+        0.4,
+        "text-to-speech",
+    ),
+    Model("fal-ai/any-llm", TEXT, s.ANY_LLM, "request", 0.001, 0.6, "llm"),
+    Model("fal-ai/any-llm/vision", TEXT, s.ANY_LLM_VISION, "request", 0.002, 0.6, "vision"),
 )
 
 

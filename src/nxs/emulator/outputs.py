@@ -1,22 +1,24 @@
-"""What a model hands back: images, a video or a transcript, plus its billable units.
+"""What a model hands back, plus its billable units: the work of each output kind
+(`pictures`, `video`, `speech`, `llm`) behind one `produce`.
 
 `prepare` validates an input and fixes its seed; `produce` does the (cheap) work,
-storing files in the emulator's CDN and returning an `Outcome`. An input whose string
-fields contain `[fail]` ends as an error instead: the documented failure trigger;
-`[fail-billed]` as an app's 422 that still bills one unit.
+storing files in the emulator's CDN and returning an `Outcome`; `progress_lines` are the
+logs it prints meanwhile and `partial_event` what a stream sends for each. An input
+whose string fields contain `[fail]` ends as an error instead: the documented failure
+trigger; `[fail-billed]` as an app's 422 that still bills one unit.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import random
-import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nxs.emulator import llm, pictures, speech, video
+from nxs.emulator import models as kinds
 from nxs.emulator.files import FileStore
-from nxs.emulator.images import Picture, render
 from nxs.emulator.inputs import validate
 from nxs.emulator.models import Model
 
@@ -26,24 +28,6 @@ FAILURE_DETAIL = "Model failed: the input asked for a failure ([fail])"
 BILLED_FAIL_TRIGGER = "[fail-billed]"  # an app that rejects the input yet bills the attempt
 BILLED_FAILURE = "Model rejected the input ([fail-billed]); the attempt is billed"
 BILLED_FAILURE_STATUS = 422
-WORDS = tuple(
-    [
-        "the",
-        "quick",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "a",
-        "lazy",
-        "dog",
-        "while",
-        "seven",
-        "emus",
-        "sing",
-        "softly",
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -77,17 +61,55 @@ def ignores_cancel(clean: dict[str, Any]) -> bool:
     return any(isinstance(value, str) and FINISH_TRIGGER in value for value in clean.values())
 
 
+Work = Callable[[Model, dict[str, Any], FileStore, str], tuple[dict[str, Any], float]]
+WORK: dict[str, Work] = {
+    kinds.IMAGE: pictures.generate,
+    kinds.EDIT: pictures.generate,
+    kinds.UPSCALE: pictures.upscale,
+    kinds.CUTOUT: pictures.cut_out,
+    kinds.VIDEO: video.make_video,
+    kinds.TRANSCRIPT: speech.transcribe,
+    kinds.SPEECH: speech.speak,
+    kinds.TEXT: llm.answer,
+}
+
+
 def progress_lines(model: Model, clean: dict[str, Any]) -> list[str]:
     """The log lines a request prints while IN_PROGRESS."""
-    if model.kind == "image":
-        size = clean["image_size"]
+    if model.kind in (kinds.IMAGE, kinds.EDIT):
+        width, height = (
+            pictures.output_size(clean) if model.kind == kinds.IMAGE else _input_size(clean)
+        )
         steps = clean.get("num_inference_steps", 4)
-        count = clean["num_images"]
-        first = f"Generating {count} image(s) of {size['width']}x{size['height']}"
+        first = f"Generating {clean.get('num_images', 1)} image(s) of {width}x{height}"
         return [first, f"Step {max(1, steps // 2)}/{steps}", f"Step {steps}/{steps}"]
-    if model.kind == "video":
-        return ["Generating video frames", f"Encoding {clean['duration']}s of video"]
-    return ["Downloading audio", "Transcribing"]
+    if model.kind == kinds.VIDEO:
+        return ["Generating video frames", f"Encoding {video.seconds_of(model, clean)}s of video"]
+    if model.kind == kinds.TEXT:
+        steps = llm.STREAM_STEPS
+        return [
+            f"Generating with {clean['model']} ({step}/{steps})" for step in range(1, steps + 1)
+        ]
+    return PROGRESS.get(model.kind, ["Working"])
+
+
+PROGRESS: dict[str, list[str]] = {
+    kinds.UPSCALE: ["Loading image", "Upscaling"],
+    kinds.CUTOUT: ["Loading image", "Segmenting the foreground"],
+    kinds.TRANSCRIPT: ["Downloading audio", "Transcribing"],
+    kinds.SPEECH: ["Loading voice", "Synthesising speech"],
+}
+
+
+def _input_size(clean: dict[str, Any]) -> tuple[int, int]:
+    return pictures.capped(*pictures.source(clean).size or (512, 512))
+
+
+def partial_event(model: Model, clean: dict[str, Any], step: int, line: str) -> dict[str, Any]:
+    """What a stream sends for its `step`-th progress line (an LLM: its text so far)."""
+    if model.kind == kinds.TEXT:
+        return {"output": llm.partial_reply(clean, step), "partial": True, "error": None}
+    return {"partial": True, "step": step, "message": line, "sent_at": time.time()}
 
 
 def produce(model: Model, clean: dict[str, Any], files: FileStore, base_url: str) -> Outcome:
@@ -96,82 +118,5 @@ def produce(model: Model, clean: dict[str, Any], files: FileStore, base_url: str
         return Outcome(None, 0, FAILURE_DETAIL, "runner_server_error")
     if wants_failure(clean, BILLED_FAIL_TRIGGER):
         return Outcome(None, 1, BILLED_FAILURE, status=BILLED_FAILURE_STATUS)
-    if model.kind == "image":
-        return _images(model, clean, files, base_url)
-    if model.kind == "video":
-        return _video(clean, files, base_url)
-    return _transcript(clean)
-
-
-def _image_entry(picture: Picture, clean: dict[str, Any], files: FileStore, base: str) -> str:
-    if clean.get("sync_mode"):
-        encoded = base64.b64encode(picture.data).decode()
-        return f"data:{picture.content_type};base64,{encoded}"
-    stored = files.put(picture.data, picture.content_type, f"image.{picture.extension}")
-    return FileStore.url(base, stored)
-
-
-def _images(model: Model, clean: dict[str, Any], files: FileStore, base: str) -> Outcome:
-    size = (clean["image_size"]["width"], clean["image_size"]["height"])
-    fmt = clean[model.format_field]
-    images = []
-    for index in range(clean["num_images"]):
-        picture = render(clean["prompt"], clean["seed"], index, size, fmt)
-        url = _image_entry(picture, clean, files, base)
-        images.append(
-            {"url": url, "width": size[0], "height": size[1], "content_type": picture.content_type}
-        )
-    payload = {
-        "images": images,
-        "timings": {"inference": model.seconds},
-        "seed": clean["seed"],
-        "has_nsfw_concepts": [False] * len(images),
-        "prompt": clean["prompt"],
-    }
-    if model.unit == "megapixel":
-        units = round(len(images) * size[0] * size[1] / 1_000_000, 2)
-    else:
-        units = len(images)
+    payload, units = WORK[model.kind](model, clean, files, base_url)
     return Outcome(payload, units)
-
-
-def _fake_mp4(clean: dict[str, Any]) -> bytes:
-    """An MP4-shaped file (ftyp + mdat boxes) unique to the prompt, seed and duration."""
-    ftyp = b"ftypisom" + struct.pack(">I", 512) + b"isomiso2avc1mp41"
-    seed_text = f"{clean['prompt']}\n{clean.get('seed')}\n{clean['duration']}".encode(
-        "utf-8", "surrogatepass"
-    )
-    media = hashlib.sha256(seed_text).digest() * (64 * int(clean["duration"]))
-    return (
-        struct.pack(">I", len(ftyp) + 4) + ftyp + struct.pack(">I", len(media) + 8) + b"mdat"
-    ) + media
-
-
-def _video(clean: dict[str, Any], files: FileStore, base: str) -> Outcome:
-    data = _fake_mp4(clean)
-    stored = files.put(data, "video/mp4", "output.mp4")
-    video = {
-        "url": FileStore.url(base, stored),
-        "content_type": "video/mp4",
-        "file_name": stored.name,
-        "file_size": len(data),
-    }
-    return Outcome({"video": video}, int(clean["duration"]))
-
-
-def _transcript(clean: dict[str, Any]) -> Outcome:
-    digest = hashlib.sha256(clean["audio_url"].encode("utf-8", "surrogatepass")).digest()
-    chunks: list[dict[str, Any]] = []
-    start = 0.0
-    for part in range(2):
-        words = [WORDS[b % len(WORDS)] for b in digest[part * 6 : part * 6 + 6]]
-        text = " ".join(words).capitalize() + "."
-        chunks.append({"timestamp": [start, start + 2.5], "text": text})
-        start += 2.5
-    payload = {
-        "text": " ".join(str(chunk["text"]) for chunk in chunks),
-        "chunks": chunks,
-        "inferred_languages": [clean.get("language") or "en"],
-        "diarization_segments": [],
-    }
-    return Outcome(payload, 1)

@@ -1,16 +1,16 @@
 """`fal.run`: a model run answered directly, or streamed as server-sent events.
 
 `POST /fal.run/{endpoint}` (or GET with the input in the query) waits for the result;
-`POST /fal.run/{endpoint}/stream` sends partial results, then the final one, then
-ends the body. Both count against the account's concurrency limit like queued requests,
-but never wait for it: a direct request beyond the limit is refused with 429, as on fal.
+`POST /fal.run/{endpoint}/stream` sends partial results (an LLM's text so far), then the
+final one, then ends the body. Both count against the account's concurrency limit like
+queued requests, but never wait for it: a direct request beyond the limit is refused
+with 429, as on fal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +20,7 @@ from nxs.emulator.accounts import Account
 from nxs.emulator.calls import outcome_body, respond, start_job
 from nxs.emulator.jobs import SCHEDULER_KEY, Job, wait_until_done
 from nxs.emulator.models import REGISTRY_KEY
-from nxs.emulator.outputs import wants_failure
+from nxs.emulator.outputs import partial_event, wants_failure
 from nxs.emulator.state import STATE_KEY
 from nxs.errors import RateLimited
 
@@ -69,10 +69,8 @@ async def _send_progress(response: web.StreamResponse, job: Job) -> None:
     while True:
         changed, finished = job.changed, job.done
         for line in job.logs[sent:]:
-            sent += 1
-            partial = {"partial": True, "step": sent, "message": line["message"]}
-            partial["sent_at"] = time.time()  # lets tests see when each event left
-            await response.write(_event(partial))
+            sent += 1  # an image model's event carries `sent_at`: tests see when it left
+            await response.write(_event(partial_event(job.model, job.input, sent, line["message"])))
         if finished:
             return
         await changed.wait()

@@ -13,6 +13,7 @@ from typing import Any
 
 from nxs.admin.api import AdminApi, admin_app, is_admin_path
 from nxs.config import Settings
+from nxs.console.app import console_app, is_console_path
 from nxs.errors import MethodNotAllowed, NxsError
 from nxs.gateway import routes
 from nxs.gateway.accesslog import AccessLog
@@ -34,6 +35,7 @@ class Gateway:
         self.services: Services | None = None
         self.handlers: Handlers | None = None
         self.admin: AdminApi | None = None  # /admin: built with the services
+        self.console: Any = None  # /console: the operator console, built with the services
         # Request ids: a random prefix per process and a counter (no syscall per request).
         self._id_prefix = os.urandom(4).hex()
         self._sequence = itertools.count(1)
@@ -43,6 +45,9 @@ class Gateway:
         if kind == "http":
             if self.admin is not None and is_admin_path(scope["path"]):
                 await self.admin(scope, receive, send)
+                return
+            if self.console is not None and is_console_path(scope["path"]):
+                await self.console(scope, receive, send)
                 return
             request_id = f"{self._id_prefix}{next(self._sequence):08x}"
             await self.handle(Exchange(scope, receive, send, request_id))
@@ -64,6 +69,7 @@ class Gateway:
                     return
                 self.handlers = Handlers(self.services)
                 self.admin = admin_app(self.settings, self.services.store)
+                self.console = console_app(self.settings, self.services.store, self.services.pool)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.services is not None:
