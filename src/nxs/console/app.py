@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, Router
 
 from nxs.admin.api.context import token_matches
+from nxs.billing.money import Money
 from nxs.config import Settings
 from nxs.console import forms, pages
 from nxs.console.actions import Actor
@@ -56,12 +57,21 @@ class Console:
 Handler = Callable[[Console, Request, Session, Actor], Awaitable[Response]]
 
 
+def money(amount: Money | None) -> str:
+    """Exact USD as the ledger holds it (2 to 6 decimals): "$12.50", "$0.025", "-$0.01"."""
+    if amount is None:
+        return "–"
+    text = str(amount)
+    return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
 def is_console_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
 def console_app(settings: Settings, store: Store, pool: KeyPool | None = None) -> Router:
     site = Site("console", PREFIX, TEMPLATES, store.database, title="Console")
+    site.env.filters["money"] = money
     console = Console(site, store, settings, pool)
     routes = [
         Route(PREFIX, _signed_in(console, pages.overview)),

@@ -63,7 +63,7 @@ def _line(
         name=key.name,
         masked=key.masked,
         weight=key.weight,
-        state=entry.state if entry is not None else key.state,
+        state=_state(key, entry),
         reason=key.state_reason,
         in_flight=entry.in_flight if entry is not None else None,
         concurrency=_concurrency(key, entry, clock),
@@ -75,6 +75,14 @@ def _line(
         last_error=getattr(entry, "last_error", None) or getattr(key, "last_error", None),
         last_error_at=getattr(entry, "last_error_at", None) or getattr(key, "last_error_at", None),
     )
+
+
+def _state(key: UpstreamKey, entry: PoolKey | None) -> str:
+    """The stored state (an operator's change shows at once), unless this worker has just
+    taken the key out and its write is still on the way."""
+    if key.state != "active" or entry is None:
+        return key.state
+    return entry.state
 
 
 def _concurrency(key: UpstreamKey, entry: PoolKey | None, clock: float) -> int | None:

@@ -1,0 +1,173 @@
+"""The operator console in a real browser (headless Chromium through Playwright), against
+a real gateway in front of the emulator: sign in, invite, grant credit, see a customer's
+request in usage and its cost in the margin view, disable a failing upstream key, and a
+viewer refused. With `NXS_SCREENSHOTS=docs/screenshots` it saves every page's screenshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+from tests.e2e.conftest import GOOD_KEY, DatabaseEnv, Deployment, Gateway, eventually, launch
+from tests.support.browser import chromium, screenshot_folder
+from tests.support.servers import RunningServer
+
+ADMIN_TOKEN = "console-test-admin-token"
+PASSWORD = "correct horse battery"
+PAGES = ("", "/customers", "/pool", "/plans", "/usage", "/requests", "/webhooks", "/audit")
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    tmp_path_factory: pytest.TempPathFactory, instant_fal: RunningServer, database_env: DatabaseEnv
+) -> Deployment:
+    folder = tmp_path_factory.mktemp("console")
+    env = {
+        **database_env(folder),
+        "NXS_UPSTREAM_URL": instant_fal.url,
+        "NXS_REFRESH_SECONDS": "0.2",
+        "NXS_PROBE_SECONDS": "3600",
+        "NXS_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    deployment = Deployment(folder, env, instant_fal)
+    deployment.add_upstream("main", GOOD_KEY)
+    deployment.add_upstream("shaky", "flaky-acct:secret-flaky-0001")
+    deployment.nxs("operators", "create", "olga", "--password-stdin", stdin=PASSWORD + "\n")
+    deployment.nxs(
+        "operators", "create", "vic", "--role", "viewer", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    deployment.nxs("pricing", "set", "fal-ai/flux/dev", "image", "0.025")
+    deployment.nxs("plans", "create", "resale", "--prepaid", "--multiplier", "2")
+    deployment.nxs("customers", "create", "bolt")
+    return deployment
+
+
+@pytest.fixture(scope="module")
+def gateway(deployment: Deployment, tls_files: dict[str, Path]) -> Iterator[Gateway]:
+    running = launch(deployment, tls_files)
+    yield running
+    running.client.close()
+    running.server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as found:
+        yield found
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page: Page, gateway: Gateway, name: str, password: str = PASSWORD) -> None:
+    page.goto(f"{gateway.url}/console")
+    page.fill("#account", name)
+    page.fill("#password", password)
+    page.click("button.primary")
+
+
+def test_signed_out_pages_lead_to_sign_in(page: Page, gateway: Gateway) -> None:
+    page.goto(f"{gateway.url}/console/usage")
+    assert page.url == f"{gateway.url}/console/sign-in"
+
+
+def test_wrong_password_is_refused(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway, "olga", "not the password")
+    assert page.locator("[role=alert]").inner_text() == "Wrong name or password (or admin token)"
+
+
+def test_invite_grant_and_see_the_request_in_usage_and_margin(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway, "olga")
+    page.goto(f"{gateway.url}/console/customers")
+    page.fill("#invite-name", "acme")
+    page.get_by_role("button", name="Invite").click()
+    assert "Customer 'acme' created" in page.locator("[role=status]").inner_text()
+    page.get_by_role("link", name="acme").click()
+    page.select_option("#plan", "resale")
+    page.get_by_role("button", name="Change plan").click()
+    page.fill("#amount", "12.50")
+    page.get_by_role("button", name="Grant credit").click()
+    assert (
+        page.locator("[role=status]").inner_text()
+        == "Credit granted: 'acme' now has $12.50 available."
+    )
+    page.get_by_role("button", name="Create a key").click()
+    key = page.locator("#new-key").inner_text().strip()
+    assert eventually(lambda: gateway.knows(key))
+    answer = gateway.request("POST", "/fal-ai/flux/dev", key, json={"prompt": "a lighthouse"})
+    assert answer.status_code == 200, answer.text
+    page.goto(f"{gateway.url}/console/usage?customer=acme")
+    row = page.locator("#by-customer tbody tr").first
+    assert [cell.inner_text() for cell in row.locator("td").all()] == [
+        "acme",
+        "1",
+        "0",
+        "$0.05",
+        "$0.025",
+        "$0.025",
+        "50.0%",
+    ]
+
+
+def test_disabling_a_failing_key_changes_the_pool_page(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway, "olga")
+    page.goto(f"{gateway.url}/console/pool")
+    row = page.locator("tr[data-key=shaky]")
+    assert row.locator(".badge").first.inner_text() == "active"
+    row.locator("button", has_text="Disable").click()
+    row = page.locator("tr[data-key=shaky]")
+    assert (row.locator(".badge").first.inner_text(), row.locator("button").inner_text()) == (
+        "invalid",
+        "Enable",
+    )
+    assert gateway.deployment.upstream_states() == {"main": "active", "shaky": "invalid"}
+
+
+def test_a_viewer_is_refused_a_change(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway, "vic")
+    page.goto(f"{gateway.url}/console/customers/bolt")
+    page.fill("#amount", "5")
+    with page.expect_response(lambda r: r.url.endswith("/credit")) as posted:
+        page.get_by_role("button", name="Grant credit").click()
+    assert posted.value.status == 403
+    assert (
+        page.locator(".alert-error").inner_text()
+        == "Your role is viewer: it can look, not change anything"
+    )
+    grants = "SELECT COUNT(*) AS n FROM credit_grants g JOIN customers c ON c.id = g.customer_id"
+    assert gateway.deployment.rows(f"{grants} WHERE c.name = 'bolt'") == [{"n": 0}]
+
+
+def test_admin_token_signs_in_and_a_form_without_csrf_is_refused(
+    page: Page, gateway: Gateway
+) -> None:
+    sign_in(page, gateway, "", ADMIN_TOKEN)
+    assert page.locator(".who").inner_text().startswith("admin token")
+    cookies: dict[str, Any] = {c["name"]: c["value"] for c in page.context.cookies()}
+    forged = httpx.post(
+        f"{gateway.url}/console/customers", data={"name": "forged"}, cookies=cookies, timeout=10
+    )
+    assert forged.status_code == 403
+
+
+def test_every_page_renders(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway, "olga")
+    folder = screenshot_folder()
+    page.goto(f"{gateway.url}/console/customers")
+    first = page.locator("tbody a").first.get_attribute("href") or ""
+    for path in (*PAGES, first.removeprefix("/console")):
+        response = page.goto(f"{gateway.url}/console{path}")
+        assert response is not None and response.status == 200, path
+        if folder is not None:
+            name = path.strip("/").replace("/", "-") or "overview"
+            page.screenshot(path=str(folder / f"console-{name}.png"), full_page=True)
