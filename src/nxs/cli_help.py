@@ -14,7 +14,7 @@ WIDTH = 78  # argparse wraps its own sections at 78 columns too
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("run", ("serve", "emulator")),
     ("customers and keys", ("customers", "keys")),
-    ("the upstream pool", ("upstream",)),
+    ("the upstream pool", ("upstream", "models")),
     ("plans, prices and credit", ("plans", "subscriptions", "credits", "pricing")),
     ("usage and costs", ("usage",)),
     ("the database", ("db",)),

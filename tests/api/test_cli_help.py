@@ -57,7 +57,7 @@ def test_nxs_help_says_what_nxs_is_then_lists_the_commands_by_job() -> None:
     assert groups == {
         "run": ["serve", "emulator"],
         "customers and keys": ["customers", "keys"],
-        "the upstream pool": ["upstream"],
+        "the upstream pool": ["upstream", "models"],
         "plans, prices and credit": ["plans", "subscriptions", "credits", "pricing"],
         "usage and costs": ["usage"],
         "the database": ["db"],

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from nxs.admin import audit, billing_cli, operators_cli
 from nxs.admin.commands import Subparsers, add_group, add_json_flag, add_leaf
 from nxs.admin.output import customer_record, key_record, render, upstream_record
+from nxs.catalogue import cli as catalogue_cli
 from nxs.errors import BadRequest
 from nxs.store.models import CustomerStatus
 from nxs.store.store import Store
@@ -31,6 +32,7 @@ def add_commands(subparsers: Subparsers) -> None:
     _add_key_commands(subparsers)
     _add_upstream_commands(subparsers)
     billing_cli.add_commands(subparsers)  # plans, subscriptions, credits, pricing, usage
+    catalogue_cli.add_commands(subparsers)  # models sync | list
     operators_cli.add_commands(subparsers)  # who may sign in to /console
 
 

@@ -2,7 +2,9 @@
 
 Only https, only the exact hosts fal's clients use (fal.run, queue.fal.run, and a few
 rest.fal.ai / rest.alpha.fal.ai paths), no userinfo, no ports, no IP literals, no
-fragments. Anything else is a 400 and no request leaves the gateway.
+fragments. Anything else is a 400 and no request leaves the gateway. An allowed target
+reaches exactly that host, path and query, as fal's own proxy forwards it: the shorthand
+of NXS's REST paths (`/flux/dev` → `fal-ai/flux/dev`) never applies to a full fal URL.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ def parse_target(raw: str | None, method: str, router: Router) -> tuple[Route, s
     parts = _split(raw)
     host = parts.hostname or ""
     path = parts.path.strip("/")
+    segments = path.split("/")
     if host == QUEUE_HOST:
-        route = router.endpoint_route(method, path.split("/"), queued=True, shown=parts.path)
+        route = router.endpoint_route(method, segments, queued=True, shown=parts.path, exact=True)
         return Route(route.kind, route.endpoint, route.request_id, QUEUE_HOST), parts.query
     if host == RUN_HOST:
-        route = router.endpoint_route(method, path.split("/"), queued=False, shown=parts.path)
+        route = router.endpoint_route(method, segments, queued=False, shown=parts.path, exact=True)
         endpoint = route.endpoint if route.kind == RUN else path
         return Route(RUN, endpoint, host=RUN_HOST), parts.query
     if host in REST_HOSTS and path in REST_PATHS and method in ("POST", "PUT"):

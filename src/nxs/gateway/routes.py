@@ -2,8 +2,9 @@
 
 `POST /{owner}/{app}[/path]` runs on fal.run, `/queue/{endpoint}` submits to queue.fal.run,
 `…/requests/{id}[/status[/stream]|/cancel]` (with or without `/queue`, with owner/alias or
-the full endpoint path) reaches a queued request; a first segment that is not a known owner
-gets `fal-ai/`. `/api/proxy` and `/api/fal/proxy` carry an `x-fal-target-url`.
+the full endpoint path) reaches a queued request. NXS's own paths are resolved against fal's
+catalogue (`EndpointIndex`: `/flux/dev` → `fal-ai/flux/dev`); `/api/proxy` and
+`/api/fal/proxy` carry an `x-fal-target-url`, whose path is forwarded exactly as given.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
 
+from nxs.catalogue.index import EndpointIndex
 from nxs.errors import BadRequest, MethodNotAllowed, NotFound
 
 # Route kinds. Run, submit and rest calls may fail over between pool keys; the request
@@ -83,10 +85,10 @@ def app_id(endpoint: str) -> str:
 
 
 class Router:
-    """Parses raw paths against the configured owners; pure and allocation-light."""
+    """Parses raw paths against fal's catalogue and the configured owners; allocation-light."""
 
     def __init__(self, known_owners: Iterable[str]) -> None:
-        self._owners = frozenset(known_owners) | NAMESPACES
+        self.index = EndpointIndex(frozenset(known_owners) | NAMESPACES)
 
     def match(self, method: str, raw_path: str) -> Route:
         """The route of a gateway path (still percent-encoded); raises 404/405/400."""
@@ -103,12 +105,13 @@ class Router:
         return self.endpoint_route(method, segments, queued=queued, shown=raw_path)
 
     def endpoint_route(
-        self, method: str, segments: list[str], *, queued: bool, shown: str
+        self, method: str, segments: list[str], *, queued: bool, shown: str, exact: bool = False
     ) -> Route:
-        """Run, submit or a request operation, from the segments after host or `/queue`."""
+        """Run, submit or a request operation, from the segments after host or `/queue`;
+        `exact` (an SDK-proxy target's path) keeps the segments as fal would read them."""
         _check_segments(segments, shown)
-        if segments[0] not in self._owners:
-            segments = ["fal-ai", *segments]
+        if not exact:
+            segments = self.index.resolve(segments)
         operation = _request_operation(method, segments)
         if operation is not None:
             return operation

@@ -16,6 +16,7 @@ import aiohttp
 from yarl import URL
 
 from nxs.billing.catalog import BillingSnapshot
+from nxs.catalogue.sync import catalogue_ids
 from nxs.config import Settings
 from nxs.gateway.auth import Authenticator
 from nxs.gateway.billing_setup import start_billing
@@ -47,7 +48,7 @@ LOG = logging.getLogger("nxs.gateway")
 HOSTS: Final = (RUN_HOST, QUEUE_HOST, *sorted(REST_HOSTS))
 # A cheap authenticated call: a locked account gets 403, a working one 404 (no such id).
 PROBE_PATH: Final = "fal-ai/any-model/requests/00000000-0000-0000-0000-000000000000/status"
-Snapshot = tuple[dict[str, KeyGrant], list[UpstreamKey], BillingSnapshot | None]
+Snapshot = tuple[dict[str, KeyGrant], list[UpstreamKey], BillingSnapshot | None, list[str]]
 PROBE_JOB: Final = "probe-suspended-keys"  # one prober per cluster (a job lease)
 
 
@@ -204,15 +205,22 @@ class Services:
         self.store_ok = True
 
     def _read(self) -> Snapshot:
-        return self.store.grants(), self.store.upstream_keys(), self.meter.read_snapshot()
+        catalogue = catalogue_ids(self.store.database)  # fal's endpoint ids (`nxs models sync`)
+        return (
+            self.store.grants(),
+            self.store.upstream_keys(),
+            self.meter.read_snapshot(),
+            catalogue,
+        )
 
     def _apply(self, version: int, snapshot: Snapshot) -> None:
         if version <= self.version:  # an overlapping reload read an older state: keep ours
             return
-        grants, upstream_keys, billing = snapshot
+        grants, upstream_keys, billing, catalogue = snapshot
         self.auth.load(grants)
         self.pool.load(upstream_keys)
         self.meter.reload(billing)
+        self.router.index.load(catalogue)
         self.version = version
 
     def _store_failed(self) -> None:
