@@ -15,7 +15,7 @@ from nxs.admin import audit
 from nxs.billing import catalog
 from nxs.console import customers, deliveries, pool, prices, requests, usage
 from nxs.console.actions import Actor
-from nxs.console.charts import daily_bars
+from nxs.console.charts import daily_bars, dates_of
 from nxs.errors import BadRequest
 from nxs.gateway.pool import PoolKey
 from nxs.web.charts import bar_chart
@@ -69,7 +69,9 @@ async def overview(
     keys = await console.site.call(console.store.list_upstream)
     lines = pool.pool_lines(keys, _live(console), db, since=now - 3600) if keys else []
     usable = sum(1 for line in lines if line.state == "active" and line.cooldown_seconds == 0)
-    chart = bar_chart(daily_bars(seen.days, "charged"), "Charged per day, last 30 days (UTC)")
+    chart = bar_chart(
+        daily_bars(seen.days, "charged", dates_of(now, 30)), "Charged per day, last 30 days (UTC)"
+    )
     return render(
         console,
         request,
@@ -179,6 +181,7 @@ async def usage_page(
     seen = await console.site.call(
         usage.usage, console.store.database, since=time.time() - days * DAY, customer=customer
     )
+    dates = dates_of(time.time(), days)
     return render(
         console,
         request,
@@ -191,10 +194,13 @@ async def usage_page(
         windows=WINDOWS,
         customer=customer or "",
         spend_chart=bar_chart(
-            daily_bars(seen.days, "charged"), f"Charged vs fal cost per day, last {days} days (UTC)"
+            daily_bars(seen.days, "charged", dates),
+            f"Charged vs fal cost per day, last {days} days (UTC)",
         ),
         requests_chart=bar_chart(
-            daily_bars(seen.days, "requests"), f"Requests per day, last {days} days (UTC)", unit=""
+            daily_bars(seen.days, "requests", dates),
+            f"Requests per day, last {days} days (UTC)",
+            unit="",
         ),
         **extra,
     )

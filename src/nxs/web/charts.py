@@ -26,6 +26,8 @@ def bar_chart(bars: Sequence[Bar], title: str, unit: str = "$") -> Markup:
     series = sorted({name for bar in bars for name in bar.parts})
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
     top = max((sum(bar.parts.values()) for bar in bars), default=0.0) or 1.0
+    if unit != "$":  # counts: whole-number ticks
+        top = float(max(4, -(-int(top) // 4) * 4))
     plot_h, plot_w = HEIGHT - BOTTOM - TOP, WIDTH - LEFT - 8
     step = plot_w / max(len(bars), 1)
     out = [
