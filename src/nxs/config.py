@@ -70,6 +70,9 @@ class Settings:
     limits_when_redis_down: str = "closed"  # closed: 503; open: admit without counting
     workers: int = 1  # worker processes of this replica (NXS_WORKERS, set by `nxs serve`)
     metrics_dir: Path | None = None  # where this replica's workers add up their metrics
+    stripe_secret_key: str | None = None  # with the webhook secret: portal top-ups, plans
+    stripe_webhook_secret: str | None = None  # verifies POST /webhooks/stripe
+    stripe_api_url: str = "https://api.stripe.com"  # Stripe's API (a fake one in tests)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -122,6 +125,9 @@ class Settings:
             ),
             workers=int(_positive(env, "NXS_WORKERS", base.workers)),
             metrics_dir=_path(env.get("NXS_METRICS_DIR")),
+            stripe_secret_key=(env.get("NXS_STRIPE_SECRET_KEY") or None),
+            stripe_webhook_secret=(env.get("NXS_STRIPE_WEBHOOK_SECRET") or None),
+            stripe_api_url=env.get("NXS_STRIPE_API_URL") or base.stripe_api_url,
         )
 
     def upstream_base(self, host: str) -> str:

@@ -30,6 +30,17 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     Variable(
+        "NXS_STRIPE_SECRET_KEY",
+        "stripe_secret_key",
+        "Stripe secret key: portal top-ups and plan subscriptions (with the webhook secret)",
+    ),
+    Variable(
+        "NXS_STRIPE_WEBHOOK_SECRET",
+        "stripe_webhook_secret",
+        "signing secret of Stripe's events to POST /webhooks/stripe",
+    ),
+    Variable("NXS_STRIPE_API_URL", "stripe_api_url", "base URL of Stripe's API"),
+    Variable(
         "NXS_DATABASE_URL",
         "database_url",
         "the store the gateway and the CLI share: sqlite:///rel.db, sqlite:////abs.db "

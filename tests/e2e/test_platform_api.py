@@ -202,6 +202,8 @@ def test_another_customers_key_cannot_be_revoked(site: Site) -> None:
         ("GET", "/v1/models/pricing?endpoint_id=" + ",".join(f"e/{n}" for n in range(51)), None),
         ("GET", "/v1/models/usage?start=yesterday", None),
         ("GET", "/v1/models/usage?start=2026-02-30", None),
+        ("GET", "/v1/models/usage?end=0001-01-01", None),
+        ("GET", "/v1/models/usage?start=9999-12-31T23:59:59-05:00&timeframe=month", None),
         ("GET", "/v1/models/usage?start=2026-12-02&end=2026-12-01", None),
         ("GET", "/v1/models/usage?expand=auth_method", None),
         ("GET", "/v1/models/usage?timezone=Mars/Olympus", None),
@@ -233,3 +235,15 @@ def test_without_a_valid_key_it_is_401_and_unknown_paths_404(site: Site) -> None
     bad = site.gateway.request("GET", "/v1/keys", "nxs_" + "x" * 40)
     assert _error(bad) == (401, "authorization_error")
     assert _error(site.get("/v1/serverless/apps", site.bob)) == (404, "not_found")
+
+
+def test_a_suspended_customer_is_refused_as_fal_refuses_a_locked_account(site: Site) -> None:
+    carol = site.gateway.customer("carol")
+    site.gateway.deployment.nxs("customers", "suspend", carol.name)
+    assert eventually(lambda: site.get("/v1/account/billing", carol).status_code == 402)
+    assert _error(site.get("/v1/account/billing", carol)) == (402, "authorization_error")
+
+
+def test_a_method_the_path_does_not_take_is_405(site: Site) -> None:
+    answer = site.gateway.request("PUT", "/v1/models/pricing", site.bob.key)
+    assert _error(answer) == (405, "not_implemented")

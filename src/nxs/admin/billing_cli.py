@@ -33,6 +33,7 @@ from nxs.billing.pricing import Unit, UnknownEndpoints, parse_unit, parse_unit_p
 from nxs.billing.sync import sync_prices
 from nxs.billing.usage import UsageRow, usage_rows
 from nxs.config import Settings
+from nxs.portal import cli as portal_cli
 from nxs.store.store import Store
 
 PLAN_COLUMNS = ("name", "mode", "monthly_credit", "rpm", "max_in_flight", "endpoints", "multiplier")
@@ -66,6 +67,7 @@ def _plan_commands(subparsers: Subparsers) -> None:
         group, "update", "change a plan, e.g. `default`; options not given are kept", _update_plan
     )
     _plan_options(update, updating=True)
+    portal_cli.add_stripe_price(update)
     listing = add_leaf(group, "list", "list plans", _list_plans)
     listing.add_argument("--json", action="store_true", help="print JSON")
 
@@ -128,6 +130,7 @@ def _update_plan(store: Store, args: argparse.Namespace) -> int:
     )
     with store.database.transaction():
         catalog.save_plan(store.database, plan, replace=True)
+        portal_cli.apply_stripe_price(store, args)
         audit.record(store.database, audit.CLI, "plans.update", plan.name, _plan_record(plan))
     print(f"Updated plan '{plan.name}':")
     print(render([_plan_record(plan)], PLAN_COLUMNS, as_json=False))

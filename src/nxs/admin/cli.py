@@ -18,6 +18,7 @@ from nxs.admin.commands import Subparsers, add_group, add_json_flag, add_leaf
 from nxs.admin.output import customer_record, key_record, render, upstream_record
 from nxs.catalogue import cli as catalogue_cli
 from nxs.errors import BadRequest
+from nxs.portal import cli as portal_cli
 from nxs.store.models import CustomerStatus
 from nxs.store.store import Store
 
@@ -48,6 +49,7 @@ def _add_customer_commands(subparsers: Subparsers) -> None:
     resume = add_leaf(group, "resume", "make a suspended customer active again", _resume)
     resume.add_argument("name", metavar="NAME", help="the customer to resume")
     add_json_flag(add_leaf(group, "list", "list customers", _list_customers))
+    portal_cli.add_invite(group)  # a one-time /portal sign-up link
 
 
 @contextmanager

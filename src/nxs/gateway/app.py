@@ -22,6 +22,7 @@ from nxs.gateway.handlers import Handlers
 from nxs.gateway.proxy import parse_target
 from nxs.gateway.services import Services
 from nxs.platform.app import PlatformApi, is_platform_path, platform_app
+from nxs.portal.app import is_portal_path, portal_app
 
 LOG = logging.getLogger("nxs.gateway")
 PUBLIC = frozenset({routes.HEALTH, routes.READY, routes.METRICS, routes.FAL_WEBHOOK, routes.JWKS})
@@ -36,6 +37,7 @@ class Gateway:
         self.services: Services | None = None
         self.handlers: Handlers | None = None
         self.admin: AdminApi | None = None  # /admin: built with the services
+        self.portal: Any = None  # /portal and /webhooks/stripe: built with the services
         self.platform: PlatformApi | None = None  # /v1: fal's Platform API, per customer
         self.console: Any = None  # /console: the operator console, built with the services
         # Request ids: a random prefix per process and a counter (no syscall per request).
@@ -47,6 +49,9 @@ class Gateway:
         if kind == "http":
             if self.admin is not None and is_admin_path(scope["path"]):
                 await self.admin(scope, receive, send)
+                return
+            if self.portal is not None and is_portal_path(scope["path"]):
+                await self.portal(scope, receive, send)
                 return
             if self.platform is not None and is_platform_path(scope["path"]):
                 await self.platform(scope, receive, send)
@@ -74,6 +79,7 @@ class Gateway:
                     return
                 self.handlers = Handlers(self.services)
                 self.admin = admin_app(self.settings, self.services.store)
+                self.portal = portal_app(self.settings, self.services.store)
                 self.platform = platform_app(self.services)
                 self.console = console_app(self.settings, self.services.store, self.services.pool)
                 await send({"type": "lifespan.startup.complete"})

@@ -26,6 +26,8 @@ from nxs.platform.queries import (
 MAX_IDS: Final = 50
 MAX_VALUE_LENGTH: Final = 512
 DEFAULT_SPAN: Final = timedelta(hours=24)
+EARLIEST: Final = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST: Final = datetime(3000, 1, 1, tzinfo=UTC)
 _AUTO_TIMEFRAMES: Final = (
     (timedelta(hours=2), "minute"),
     (timedelta(days=2), "hour"),
@@ -126,11 +128,15 @@ class Query:
         try:
             if len(text) == 10:
                 day = date.fromisoformat(text)
-                return datetime(day.year, day.month, day.day, tzinfo=UTC)
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                when = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            else:
+                when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:
             raise BadRequest(f"{name} must be an ISO 8601 date or date-time") from exc
-        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        if not EARLIEST <= when < LATEST:  # room for a day's span and a bucket's bounds
+            raise BadRequest(f"{name} must be between 1970-01-02 and 2999-12-31")
+        return when
 
     def zone(self) -> tzinfo:
         value = self.one("timezone")
@@ -139,7 +145,7 @@ class Query:
         try:
             return ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise BadRequest(f"timezone {value!r} is not a known time zone") from exc
+            raise BadRequest(f"timezone {value[:64]!r} is not a known time zone") from exc
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.choice(name, ("true", "false"), "true" if default else "false")

@@ -24,6 +24,7 @@ from nxs.billing.schema_reserved import RESERVED_NAME, RESERVED_STATEMENTS
 from nxs.billing.schema_units import FAL_UNITS_NAME, FAL_UNITS_STATEMENTS
 from nxs.catalogue.schema import CATALOGUE_NAME, CATALOGUE_STATEMENTS
 from nxs.console.schema import OPERATORS_NAME, OPERATORS_STATEMENTS
+from nxs.portal.schema import PORTAL_NAME, PORTAL_STATEMENTS
 from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS
 from nxs.store.claims import LEASES_NAME, LEASES_STATEMENTS
 from nxs.store.database import Database, DatabaseError
@@ -100,6 +101,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, RESERVED_NAME, RESERVED_STATEMENTS),
     Migration(8, LEASES_NAME, LEASES_STATEMENTS),
     Migration(9, OPERATORS_NAME, OPERATORS_STATEMENTS),  # issue 14 owns 12: lead renumbers
+    Migration(10, PORTAL_NAME, PORTAL_STATEMENTS),  # issue 13b owns 11: lead renumbers
     Migration(11, CATALOGUE_NAME, CATALOGUE_STATEMENTS),  # issue 12 owns 10: lead renumbers
 )
 

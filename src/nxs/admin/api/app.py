@@ -14,7 +14,16 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from nxs.admin.api import accounts, audit_log, customers, errors, plans, upstream, usage
+from nxs.admin.api import (
+    accounts,
+    audit_log,
+    customers,
+    errors,
+    invites,
+    plans,
+    upstream,
+    usage,
+)
 from nxs.admin.api.body import checked_receive
 from nxs.admin.api.context import (
     AdminContext,
@@ -49,6 +58,7 @@ ROUTERS = (
     accounts.routes,
     usage.routes,
     audit_log.routes,
+    invites.routes,
 )
 
 
