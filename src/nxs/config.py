@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from nxs.ops.cors import CorsPolicy
+from nxs.ops.proxies import TrustedProxies
 
 DEFAULT_OWNERS = (
     "fal-ai",
@@ -74,6 +77,13 @@ class Settings:
     stripe_webhook_secret: str | None = None  # verifies POST /webhooks/stripe
     stripe_api_url: str = "https://api.stripe.com"  # Stripe's API (a fake one in tests)
     extra: Mapping[str, str] = field(default_factory=dict)
+    metrics_token: str | None = None  # bearer token of /metrics on the customer port
+    metrics_port: int | None = None  # the port answering /metrics without a token
+    log_format: str = "json"  # json | text (nxs.ops.logs)
+    log_level: str = "info"
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-* are believed
+    cors_origins: tuple[str, ...] = ()  # origins answered with CORS headers; "*" for any
+    drain_seconds: float = 30.0  # at SIGTERM: longest wait for runs and streams in flight
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +142,15 @@ class Settings:
 
     def upstream_base(self, host: str) -> str:
         """Where fal host `host` is reached: `https://host`, or the emulator's layout."""
+            metrics_token=(env.get("NXS_METRICS_TOKEN") or None),
+            metrics_port=_port(env, "NXS_METRICS_PORT"),
+            log_format=_choice(env, "NXS_LOG_FORMAT", ("json", "text"), base.log_format),
+            log_level=_choice(
+                env, "NXS_LOG_LEVEL", ("debug", "info", "warning", "error"), base.log_level
+            ),
+            trusted_proxies=_listed(env, "NXS_TRUSTED_PROXIES", TrustedProxies.parse),
+            cors_origins=_listed(env, "NXS_CORS_ORIGINS", CorsPolicy.parse),
+            drain_seconds=_positive(env, "NXS_DRAIN_SECONDS", base.drain_seconds, zero=True),
         if self.upstream_url:
             return f"{self.upstream_url.rstrip('/')}/{host}"
         return f"https://{host}"
@@ -157,6 +176,16 @@ def _path(raw: str | None) -> Path | None:
     """A path setting: relative to the working directory, like the SQLite path of
     `NXS_DATABASE_URL`; None when unset or empty."""
     return Path(raw).absolute() if raw else None
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    """A TCP port (1-65535), or None when unset; a ValueError naming `name` otherwise."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{name} must be a port number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
 
 
 def _owners(raw: str) -> tuple[str, ...]:
@@ -172,5 +201,14 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     """One of `allowed` (case-insensitive); anything else is a ValueError naming `name`."""
     value = env.get(name, default).strip().lower()
     if value not in allowed:
+def _listed(
+    env: Mapping[str, str], name: str, check: Callable[[str, str], object]
+) -> tuple[str, ...]:
+    """A comma list, checked by `check(raw, name)` (which raises a ValueError naming it)."""
+    raw = env.get(name, "")
+    check(raw, name)
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {env[name]!r}")
     return value

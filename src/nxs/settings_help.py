@@ -165,6 +165,35 @@ VARIABLES: tuple[Variable, ...] = (
 
 def default_text(variable: Variable, defaults: Settings) -> str:
     """The default as shown: the row's own text, else the `Settings` field's value."""
+    Variable(
+        "NXS_METRICS_TOKEN",
+        "metrics_token",
+        "bearer token that opens /metrics on the customer port (unset: 404 there)",
+    ),
+    Variable(
+        "NXS_METRICS_PORT",
+        "metrics_port",
+        "a loopback port answering /metrics, /healthz and /readyz only (--metrics-port)",
+    ),
+    Variable("NXS_LOG_FORMAT", "log_format", "json: one JSON object per line; text: for people"),
+    Variable("NXS_LOG_LEVEL", "log_level", "debug, info, warning or error"),
+    Variable(
+        "NXS_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "comma list of addresses or CIDRs whose X-Forwarded-For/-Host/-Proto are believed",
+        "none",
+    ),
+    Variable(
+        "NXS_CORS_ORIGINS",
+        "cors_origins",
+        "comma list of browser origins answered with CORS headers and preflights, or *",
+        "none",
+    ),
+    Variable(
+        "NXS_DRAIN_SECONDS",
+        "drain_seconds",
+        "at SIGTERM: longest wait for runs and streams in flight before exiting",
+    ),
     if variable.default is not None:
         return variable.default
     value = getattr(defaults, variable.field)

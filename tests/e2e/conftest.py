@@ -25,6 +25,7 @@ from nxs.store.store import connect
 
 GOOD_KEY = "acct-main:secret-main-0001"
 TIME_SCALE = "0.05"
+METRICS_TOKEN = "metrics-token-for-tests"  # /metrics on the customer port wants it
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,12 @@ class Gateway:
         if key is not None:
             headers["Authorization"] = f"{scheme} {key}"
         return self.client.request(method, self.url + path, headers=headers, **kwargs)
+
+    def metrics(self) -> str:
+        """The Prometheus text of `/metrics` (with the deployment's metrics token)."""
+        response = self.request("GET", "/metrics", METRICS_TOKEN, "Bearer")
+        assert response.status_code == 200, response.text
+        return response.text
 
     def customer(self, prefix: str = "cust") -> Customer:
         """A new customer with a key, once this running gateway has picked it up."""
@@ -222,6 +229,7 @@ def make_deployment(
             "NXS_REFRESH_SECONDS": "0.2",
             "NXS_PROBE_SECONDS": "0.5",
             "NXS_RECONCILE_AFTER_SECONDS": "3600",  # billing's own tests poll sooner
+            "NXS_METRICS_TOKEN": METRICS_TOKEN,
         }
         return Deployment(folder, env, emulator)
 

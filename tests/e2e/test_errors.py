@@ -124,7 +124,7 @@ def test_health_and_metrics_are_served(gateway: Gateway, alice: Customer) -> Non
     gateway.request("POST", "/fal-ai/flux/dev", alice.key, json={"prompt": "a"})
     assert gateway.request("GET", "/healthz").json() == {"status": "ok"}
     assert gateway.request("GET", "/readyz").status_code == 200
-    metrics = gateway.request("GET", "/metrics").text
+    metrics = gateway.metrics()
     assert 'nxs_requests_total{route="run",status="200"}' in metrics
     assert "nxs_upstream_latency_seconds_count" in metrics
     assert 'nxs_upstream_keys{state="active"} 1' in metrics

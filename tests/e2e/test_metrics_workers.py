@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
-from tests.e2e.conftest import Deployment, Gateway, eventually
+from tests.e2e.conftest import METRICS_TOKEN, Deployment, Gateway, eventually
 
 CALLS = 30
 STATUS = "/fal-ai/flux/requests/00000000-0000-0000-0000-000000000000/status"
@@ -22,7 +22,8 @@ def refused_count(text: str) -> int:
 
 def scrapes(gateway: Gateway, count: int) -> list[tuple[str, int]]:
     """(worker, the 401 count it reports) for `count` scrapes, each on a new connection."""
-    answers = [httpx.get(gateway.url + "/metrics") for _ in range(count)]
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    answers = [httpx.get(gateway.url + "/metrics", headers=bearer) for _ in range(count)]
     return [(a.headers["x-nxs-request-id"][:8], refused_count(a.text)) for a in answers]
 
 

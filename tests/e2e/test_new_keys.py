@@ -43,7 +43,7 @@ def statuses_by_worker(gateway: Gateway, key: str, count: int = 20) -> list[list
 
 def lookups(gateway: Gateway) -> dict[str, int]:
     """The store-lookup counters of the worker answering /metrics, by result or reason."""
-    text = gateway.request("GET", "/metrics").text
+    text = gateway.metrics()
     pattern = r'^nxs_auth_(?:store_lookups|lookups_skipped)_total\{\w+="(\w+)"\} (\d+)$'
     return {name: int(count) for name, count in re.findall(pattern, text, re.M)}
 

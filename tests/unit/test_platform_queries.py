@@ -14,7 +14,7 @@ import pytest
 from nxs.billing import catalog
 from nxs.billing.money import Money
 from nxs.billing.plans import plan_from_options
-from nxs.errors import NotFound
+from nxs.errors import BadRequest, NotFound
 from nxs.platform import keys, prices, queries
 from nxs.platform.params import Query, auto_timeframe, bound, cursor_of
 from nxs.platform.queries import Filters, Window
@@ -162,3 +162,12 @@ def test_timeframes_cursors_and_bounds_read_as_fal_documents() -> None:
         "2026-11-01T04:00:00+00:00",  # November starts in daylight time (EDT)
         "2026-12-01T05:00:00+00:00",  # and ends in standard time (EST)
     )
+
+
+def test_a_customer_has_at_most_50_active_keys(db: Database) -> None:
+    alice = make_customer(db, "alice")
+    made = [keys.create_customer_key(db, alice, f"k{n}")[0] for n in range(keys.MAX_ACTIVE_KEYS)]
+    with pytest.raises(BadRequest):
+        keys.create_customer_key(db, alice, "one more")
+    keys.revoke_customer_key(db, alice.id, made[0].id)
+    assert keys.create_customer_key(db, alice, "one more")[0].alias == "one more"

@@ -7,13 +7,11 @@ it serves HTTPS, which the official Python client needs (it forces https).
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 from typing import Any
 
-from aiohttp import web
-
-from nxs.emulator.app import create_app
-from nxs.emulator.state import EmulatorConfig
+from nxs.ops import logs
 
 LINE_LIMIT = 64 * 1024  # bytes of request line or one header; beyond: a plain 400
 
@@ -82,6 +80,19 @@ def banner(scheme: str, host: str, port: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        logs.configure(logs.LogOptions.from_env(os.environ))
+    except ValueError as error:
+        raise SystemExit(f"nxs emulator: {error}") from None
+    try:  # here, not at the top: the gateway's install has no emulator extra
+        from aiohttp import web
+
+        from nxs.emulator.app import create_app
+        from nxs.emulator.state import EmulatorConfig
+    except ImportError as error:
+        raise SystemExit(
+            f"nxs emulator: {error.name} is missing; install the extra: pip install 'nxs[emulator]'"
+        ) from None
     config = EmulatorConfig(
         time_scale=args.time_scale,
         concurrency_limit=args.concurrency,

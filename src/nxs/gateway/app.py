@@ -14,13 +14,17 @@ from typing import Any
 from nxs.admin.api import AdminApi, admin_app, is_admin_path
 from nxs.config import Settings
 from nxs.console.app import console_app, is_console_path
-from nxs.errors import MethodNotAllowed, NxsError
+from nxs.errors import MethodNotAllowed, NotFound, NxsError
 from nxs.gateway import routes
 from nxs.gateway.accesslog import AccessLog
+from nxs.gateway.edge import Edge
 from nxs.gateway.exchange import ClientGone, Exchange, Scope
 from nxs.gateway.handlers import Handlers
 from nxs.gateway.proxy import parse_target
 from nxs.gateway.services import Services
+from nxs.ops import logs
+from nxs.ops.cors import CorsPolicy
+from nxs.ops.proxies import TrustedProxies
 from nxs.platform.app import PlatformApi, is_platform_path, platform_app
 from nxs.portal.app import is_portal_path, portal_app
 
@@ -34,6 +38,9 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.access_log = AccessLog(settings.access_log)
+        proxies = TrustedProxies.parse(",".join(settings.trusted_proxies))
+        cors = CorsPolicy.parse(",".join(settings.cors_origins))
+        self.edge = Edge(proxies, cors, settings.metrics_port, settings.metrics_token)
         self.services: Services | None = None
         self.handlers: Handlers | None = None
         self.admin: AdminApi | None = None  # /admin: built with the services
@@ -78,6 +85,7 @@ class Gateway:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self.handlers = Handlers(self.services)
+                self.services.metrics.readings.append(self._figures)
                 self.admin = admin_app(self.settings, self.services.store)
                 self.portal = portal_app(self.settings, self.services.store)
                 self.platform = platform_app(self.services)
@@ -86,14 +94,31 @@ class Gateway:
             elif message["type"] == "lifespan.shutdown":
                 if self.services is not None:
                     await self.services.stop()
-                self.access_log.flush()
+                self.access_log.close()
+                logs.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _figures(self) -> dict[str, float]:
+        """This worker's figures for /metrics (`metrics.FIGURES`)."""
+        services = self.services
+        if services is None:
+            return {}
+        return {
+            "nxs_realtime_sessions": services.realtime.active,
+            "nxs_ledger_writer_outage": int(services.meter.writer.outage),
+            "nxs_log_lines_dropped_total": self.access_log.dropped,
+        }
+
     async def handle(self, ex: Exchange) -> None:
         started = time.perf_counter()
+        logs.REQUEST_ID.set(ex.request_id)
         try:
-            await self.dispatch(ex)
+            self.edge.admit(ex)
+            if self.edge.is_preflight(ex):
+                await self.edge.preflight(ex)
+            else:
+                await self.dispatch(ex)
         except ClientGone as gone:
             ex.status = gone.status
         except NxsError as error:
@@ -104,9 +129,10 @@ class Gateway:
             if not ex.started:
                 await ex.respond_error(NxsError())
         finally:
+            seconds = time.perf_counter() - started
             if self.services is not None:
-                self.services.metrics.observe_request(ex.route, ex.status)
-            self.access_log.write(ex, time.perf_counter() - started)
+                self.services.metrics.observe_request(ex.route, ex.status, seconds)
+            self.access_log.write(ex, seconds)
 
     async def dispatch(self, ex: Exchange) -> None:
         """Route, authenticate and forward one request."""
@@ -115,6 +141,10 @@ class Gateway:
             raise NxsError("Gateway not started")
         route = services.router.match(ex.method, ex.path)
         ex.route = route.kind
+        if route.kind == routes.METRICS:
+            self.edge.check_metrics(ex)
+        elif route.kind not in (routes.HEALTH, routes.READY) and self.edge.on_metrics_port(ex):
+            raise NotFound()
         if route.kind in PUBLIC:
             await getattr(handlers, route.kind)(ex)
             return

@@ -11,6 +11,8 @@ from typing import Any
 from nxs.config import Settings
 from nxs.errors import NxsError
 from nxs.gateway.server import ServeOptions, serve
+from nxs.ops import logs
+from nxs.ops.logs import LogOptions
 from nxs.settings_help import environment_help
 from nxs.store.store import upgrade_schema
 
@@ -30,6 +32,18 @@ def add_commands(subparsers: Any) -> None:
     )
     parser.add_argument("--ssl-certfile", metavar="FILE", help="TLS certificate chain (PEM)")
     parser.add_argument("--ssl-keyfile", metavar="FILE", help="TLS private key (PEM)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="also listen here for /metrics, /healthz and /readyz only (default: "
+        "NXS_METRICS_PORT; unset: /metrics only with NXS_METRICS_TOKEN on the main port)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of --metrics-port (default %(default)s)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -42,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()  # each worker reads them again; refuse bad ones now
     except ValueError as error:
         raise SystemExit(f"nxs serve: invalid NXS_ setting: {error}") from None
+    logs.configure(LogOptions(settings.log_format, settings.log_level))
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     try:
         upgrade_schema(settings)  # once, here: the workers then find nothing to migrate
     except NxsError as error:
@@ -52,5 +68,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
+        metrics_host=args.metrics_host,
+        metrics_port=metrics_port,
+        graceful_seconds=settings.drain_seconds,
     )
     return serve(options)

@@ -28,6 +28,10 @@ _TEXT_HEADERS: Final = {
     b"authorization": "authorization",
     b"host": "host",
     b"idempotency-key": "idempotency_key",
+    b"x-forwarded-for": "forwarded_for",  # believed only from a trusted proxy (gateway/edge.py)
+    b"origin": "origin",
+    b"access-control-request-method": "cors_method",
+    b"access-control-request-headers": "cors_request_headers",
 }
 
 
@@ -36,14 +40,20 @@ class Exchange:
 
     __slots__ = (
         "authorization",
+        "client",
         "content_length",
+        "cors_method",
+        "cors_request_headers",
         "customer",
+        "edge_headers",
         "forward",
+        "forwarded_for",
         "forwarded_host",
         "forwarded_proto",
         "host",
         "idempotency_key",
         "method",
+        "origin",
         "path",
         "query",
         "receive",
@@ -71,7 +81,11 @@ class Exchange:
         self.content_length: int | None = None
         self.target: str | None = None
         self.idempotency_key: str | None = None
-        self.host = self.forwarded_host = self.forwarded_proto = ""
+        self.host = self.forwarded_host = self.forwarded_proto = self.forwarded_for = ""
+        self.origin = self.cors_method = self.cors_request_headers = ""
+        client = scope.get("client")
+        self.client: str = client[0] if client else ""  # the peer; `Edge.admit` may refine
+        self.edge_headers: Headers = []  # CORS headers every answer carries
         self.forward: list[tuple[str, str]] = []
         self.customer = self.upstream = ""  # for the access log: names, never keys
         self._read_headers(scope["headers"])
@@ -96,7 +110,8 @@ class Exchange:
                 self.forwarded_proto = value.decode("latin-1").split(",")[0].strip()
 
     def public_base(self, configured: str | None) -> str:
-        """Base of the URLs handed out: NXS_PUBLIC_URL, else X-Forwarded-*, else Host."""
+        """Base of the URLs handed out: NXS_PUBLIC_URL, else X-Forwarded-* (kept only from
+        a trusted proxy, see `Edge.admit`), else Host."""
         if configured:
             return configured.rstrip("/")
         proto = self.forwarded_proto or self.scope.get("scheme", "http")
@@ -130,6 +145,8 @@ class Exchange:
     async def start(self, status: int, headers: Headers) -> None:
         self.status, self.started = status, True
         headers.append((b"x-nxs-request-id", self.request_id.encode()))
+        if self.edge_headers:
+            headers.extend(self.edge_headers)
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def respond(self, status: int, body: bytes, headers: Headers | None = None) -> None:

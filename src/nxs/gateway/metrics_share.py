@@ -41,6 +41,7 @@ class SharedMetrics:
         """The Prometheus text for every worker of this replica (this one's counters fresh,
         the others' as of their last publication)."""
         if self._folder is None:
+            self.metrics.read_figures()
             return self.metrics.render(pool)
         self.publish(pool)
         total = Metrics()

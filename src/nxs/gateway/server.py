@@ -6,8 +6,10 @@ Once a worker has started, its startup heap is frozen out of the cyclic GC's rea
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,11 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from nxs.ops import logs
 
 APP: Final = "nxs.gateway.server:worker_app"
 # Young-generation threshold: above what c64+ requests keep alive at once (default 700),
 # so the collector no longer runs hundreds of times a second under load.
 GC_YOUNG_THRESHOLD: Final = 10_000
+STARTUP_FAILURE: Final = 3  # uvicorn's exit status when the app did not start
 Receive = Any
 Send = Any
 
@@ -55,9 +61,11 @@ def settle_heap() -> None:
 
 
 def worker_app() -> SettledHeap:
-    """uvicorn's factory, run in each worker: the gateway from the `NXS_` environment."""
+    """uvicorn's factory, run in each worker: logging, then the gateway from the `NXS_`
+    environment."""
     from nxs.gateway.app import app_from_env  # here: `nxs keys …` needn't import the app
 
+    logs.configure(logs.LogOptions.from_env(os.environ))
     return SettledHeap(app_from_env())
 
 
@@ -69,11 +77,15 @@ class ServeOptions:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     graceful_seconds: float = 30.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # a second listener answering only /metrics and health
 
 
 def serve(options: ServeOptions) -> int:
     """Serve until signalled; returns the process exit status."""
     os.environ["NXS_WORKERS"] = str(options.workers)  # each worker's Settings: shared limits
+    if options.metrics_port is not None:
+        os.environ["NXS_METRICS_PORT"] = str(options.metrics_port)
     with _metrics_folder():
         _run_uvicorn(options)
     return 0
@@ -95,16 +107,20 @@ def _metrics_folder() -> Iterator[None]:
 
 
 def _run_uvicorn(options: ServeOptions) -> None:
-    uvicorn.run(
+    """uvicorn on the customer socket (and the metrics one): its supervisor with
+    `--workers N`, else one server in this process. uvicorn's records go through the
+    logging `nxs.ops.logs` configured (`log_config=None`)."""
+    config = uvicorn.Config(
         APP,
         factory=True,
         host=options.host,
         port=options.port,
-        workers=options.workers if options.workers > 1 else None,
+        workers=options.workers,
         loop="uvloop",
         http="httptools",
         lifespan="on",
         access_log=False,
+        log_config=None,
         log_level="warning",
         backlog=4096,
         ssl_certfile=options.ssl_certfile,
@@ -114,3 +130,27 @@ def _run_uvicorn(options: ServeOptions) -> None:
         server_header=False,
         date_header=False,
     )
+    sockets = [config.bind_socket()]
+    if options.metrics_port is not None:
+        sockets.append(_bind(options.metrics_host, options.metrics_port))
+    if options.workers > 1:
+        Multiprocess(config, sockets=sockets).run()
+        return
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket for the metrics port (IPv6 when `host` is)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        raise SystemExit(f"nxs serve: --metrics-port {port}: {error.strerror}") from None
+    sock.set_inheritable(True)
+    return sock

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from nxs.errors import NotFound, ValidationFailed
+from nxs.errors import BadRequest, NotFound, ValidationFailed
 from nxs.platform.queries import moment
 from nxs.store import keys
 from nxs.store.database import Database, Row
@@ -19,6 +19,7 @@ from nxs.store.models import Customer
 from nxs.store.notices import bump_version
 
 ALIAS_MAX_LENGTH: Final = 255
+MAX_ACTIVE_KEYS: Final = 50  # each key made or revoked makes every worker reload its keys
 _SELECT: Final = "SELECT id, alias, prefix, created_at, revoked_at FROM api_keys"
 
 
@@ -53,8 +54,15 @@ def list_customer_keys(
 
 
 def create_customer_key(db: Database, customer: Customer, alias: str) -> tuple[CustomerKey, str]:
-    """A new key for the customer with `alias` (`parse_alias`d): its record and plaintext."""
+    """A new key for the customer with `alias` (`parse_alias`d): its record and plaintext;
+    `BadRequest` once it has `MAX_ACTIVE_KEYS`."""
     with db.transaction():
+        active = db.fetch_one(
+            "SELECT COUNT(*) AS n FROM api_keys WHERE customer_id = ? AND revoked_at IS NULL",
+            (customer.id,),
+        )
+        if active is not None and int(active["n"]) >= MAX_ACTIVE_KEYS:
+            raise BadRequest(f"At most {MAX_ACTIVE_KEYS} active keys: revoke one first")
         record, plaintext = keys.create(db, customer)
         db.execute("UPDATE api_keys SET alias = ? WHERE id = ?", (alias, record.id))
         bump_version(db)

@@ -27,6 +27,7 @@ _ERROR_TYPES: Final = {
     403: "authorization_error",
     404: "not_found",
     405: "not_implemented",
+    409: "validation_error",
     413: "validation_error",
     415: "validation_error",
     422: "validation_error",
