@@ -58,6 +58,7 @@ class Settings:
     refresh_seconds: float = 1.0  # how often CLI changes are picked up
     upstream_timeout_seconds: float = 600.0  # a read from fal longer than this fails
     probe_seconds: float = 30.0  # re-probe interval of suspended upstream keys
+    run_wait_seconds: float = 60.0  # a run waits this long for a free upstream slot, then 429
     admin_token: str | None = None
     access_log: bool = True
     billing: bool = True  # NXS_BILLING=off: no plans, limits or ledger (benchmarks)
@@ -76,7 +77,6 @@ class Settings:
     stripe_secret_key: str | None = None  # with the webhook secret: portal top-ups, plans
     stripe_webhook_secret: str | None = None  # verifies POST /webhooks/stripe
     stripe_api_url: str = "https://api.stripe.com"  # Stripe's API (a fake one in tests)
-    extra: Mapping[str, str] = field(default_factory=dict)
     metrics_token: str | None = None  # bearer token of /metrics on the customer port
     metrics_port: int | None = None  # the port answering /metrics without a token
     log_format: str = "json"  # json | text (nxs.ops.logs)
@@ -84,6 +84,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-* are believed
     cors_origins: tuple[str, ...] = ()  # origins answered with CORS headers; "*" for any
     drain_seconds: float = 30.0  # at SIGTERM: longest wait for runs and streams in flight
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +104,9 @@ class Settings:
             known_owners=_owners(owners) if owners else base.known_owners,
             refresh_seconds=_positive(env, "NXS_REFRESH_SECONDS", base.refresh_seconds),
             probe_seconds=_positive(env, "NXS_PROBE_SECONDS", base.probe_seconds),
+            run_wait_seconds=_positive(
+                env, "NXS_RUN_WAIT_SECONDS", base.run_wait_seconds, zero=True
+            ),
             upstream_timeout_seconds=_positive(
                 env, "NXS_UPSTREAM_TIMEOUT_SECONDS", base.upstream_timeout_seconds
             ),
@@ -138,10 +142,6 @@ class Settings:
             stripe_secret_key=(env.get("NXS_STRIPE_SECRET_KEY") or None),
             stripe_webhook_secret=(env.get("NXS_STRIPE_WEBHOOK_SECRET") or None),
             stripe_api_url=env.get("NXS_STRIPE_API_URL") or base.stripe_api_url,
-        )
-
-    def upstream_base(self, host: str) -> str:
-        """Where fal host `host` is reached: `https://host`, or the emulator's layout."""
             metrics_token=(env.get("NXS_METRICS_TOKEN") or None),
             metrics_port=_port(env, "NXS_METRICS_PORT"),
             log_format=_choice(env, "NXS_LOG_FORMAT", ("json", "text"), base.log_format),
@@ -151,6 +151,10 @@ class Settings:
             trusted_proxies=_listed(env, "NXS_TRUSTED_PROXIES", TrustedProxies.parse),
             cors_origins=_listed(env, "NXS_CORS_ORIGINS", CorsPolicy.parse),
             drain_seconds=_positive(env, "NXS_DRAIN_SECONDS", base.drain_seconds, zero=True),
+        )
+
+    def upstream_base(self, host: str) -> str:
+        """Where fal host `host` is reached: `https://host`, or the emulator's layout."""
         if self.upstream_url:
             return f"{self.upstream_url.rstrip('/')}/{host}"
         return f"https://{host}"
@@ -172,10 +176,6 @@ def _positive(env: Mapping[str, str], name: str, default: float, *, zero: bool =
     return value
 
 
-def _path(raw: str | None) -> Path | None:
-    """A path setting: relative to the working directory, like the SQLite path of
-    `NXS_DATABASE_URL`; None when unset or empty."""
-    return Path(raw).absolute() if raw else None
 def _port(env: Mapping[str, str], name: str) -> int | None:
     """A TCP port (1-65535), or None when unset; a ValueError naming `name` otherwise."""
     raw = env.get(name, "").strip()
@@ -186,6 +186,10 @@ def _port(env: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _path(raw: str | None) -> Path | None:
+    """A path setting: relative to the working directory, like the SQLite path of
+    `NXS_DATABASE_URL`; None when unset or empty."""
+    return Path(raw).absolute() if raw else None
 
 
 def _owners(raw: str) -> tuple[str, ...]:
@@ -197,10 +201,6 @@ def _floats(raw: str | None) -> tuple[float, ...] | None:
     return tuple(float(part) for part in raw.split(",") if part.strip()) if raw else None
 
 
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    """One of `allowed` (case-insensitive); anything else is a ValueError naming `name`."""
-    value = env.get(name, default).strip().lower()
-    if value not in allowed:
 def _listed(
     env: Mapping[str, str], name: str, check: Callable[[str, str], object]
 ) -> tuple[str, ...]:
@@ -210,5 +210,9 @@ def _listed(
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of `allowed` (case-insensitive); anything else is a ValueError naming `name`."""
+    value = env.get(name, default).strip().lower()
+    if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {env[name]!r}")
     return value
