@@ -76,6 +76,15 @@ def sign_in(page: Page, gateway: Gateway, name: str, password: str = PASSWORD) -
     page.click("button.primary")
 
 
+def show_traffic(gateway: Gateway) -> None:
+    """A little more traffic for the screenshots: another customer, an unpriced endpoint."""
+    customer = gateway.customer("northwind")
+    gateway.deployment.nxs("credits", "grant", customer.name, "20")
+    for endpoint in ("fal-ai/flux/dev", "fal-ai/flux/dev", "fal-ai/flux/schnell"):
+        answer = gateway.request("POST", f"/{endpoint}", customer.key, json={"prompt": "a fox"})
+        assert answer.status_code == 200, answer.text
+
+
 def test_signed_out_pages_lead_to_sign_in(page: Page, gateway: Gateway) -> None:
     page.goto(f"{gateway.url}/console/usage")
     assert page.url == f"{gateway.url}/console/sign-in"
@@ -101,6 +110,10 @@ def test_invite_grant_and_see_the_request_in_usage_and_margin(page: Page, gatewa
         page.locator("[role=status]").inner_text()
         == "Credit granted: 'acme' now has $12.50 available."
     )
+    page.goto(f"{gateway.url}/console/audit?action=credits.grant")
+    actor = page.locator("#audit tbody tr").first.locator("td").nth(1).inner_text()
+    assert actor == "console: olga"
+    page.goto(f"{gateway.url}/console/customers/acme")
     page.get_by_role("button", name="Create a key").click()
     key = page.locator("#new-key").inner_text().strip()
     assert eventually(lambda: gateway.knows(key))
@@ -163,6 +176,8 @@ def test_admin_token_signs_in_and_a_form_without_csrf_is_refused(
 def test_every_page_renders(page: Page, gateway: Gateway) -> None:
     sign_in(page, gateway, "olga")
     folder = screenshot_folder()
+    if folder is not None:
+        show_traffic(gateway)
     page.goto(f"{gateway.url}/console/customers")
     first = page.locator("tbody a").first.get_attribute("href") or ""
     for path in (*PAGES, first.removeprefix("/console")):

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from nxs.admin import audit
 from nxs.billing import catalog
 from nxs.billing.money import Money
-from nxs.console import customers, deliveries, operators, prices, requests, usage
+from nxs.console import audit_view, customers, deliveries, operators, prices, requests, usage
 from nxs.errors import BadRequest, Conflict
 from nxs.store import customers as customer_rows
 from nxs.store import keys as key_rows
@@ -159,3 +160,15 @@ def test_operator_names_are_unique_and_passwords_long(db: Database) -> None:
         operators.create(db, passwords, "olga", "another long password")
     with pytest.raises(BadRequest):
         operators.create(db, passwords, "ivan", "short")
+
+
+def test_audit_shows_a_console_change_once_with_its_operator(db: Database) -> None:
+    with db.transaction():
+        audit.record(db, audit.API, "credits.grant", "acme", {"amount": "5.00"})
+        audit.record(db, audit.CONSOLE, "credits.grant", "acme", {"operator": "olga"})
+    audit.record(db, audit.API, "credits.grant", "acme", {"amount": "7.00"})
+    shown = audit_view.entries(db, limit=10)
+    assert [(e.actor, e.detail["amount"]) for e in shown] == [
+        ("admin-api", "7.00"),
+        ("console: olga", "5.00"),
+    ]

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from nxs.admin import audit
 from nxs.billing import catalog
-from nxs.console import customers, deliveries, pool, prices, requests, usage
+from nxs.console import audit_view, customers, deliveries, pool, prices, requests, usage
 from nxs.console.actions import Actor
 from nxs.console.charts import daily_bars, dates_of
 from nxs.errors import BadRequest
@@ -254,7 +253,9 @@ async def audit_page(
     console: Console, request: Request, session: Session, actor: Actor, **extra: Any
 ) -> Response:
     action = request.query_params.get("action") or None
-    found = await console.site.call(audit.entries, console.store.database, limit=200, action=action)
+    found = await console.site.call(
+        audit_view.entries, console.store.database, limit=200, action=action
+    )
     return render(
         console,
         request,
