@@ -17,6 +17,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the upstream pool", ("upstream", "models")),
     ("plans, prices and credit", ("plans", "subscriptions", "credits", "pricing")),
     ("usage and costs", ("usage",)),
+    ("the operator console", ("operators",)),
     ("the database", ("db",)),
 )
 

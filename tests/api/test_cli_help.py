@@ -60,6 +60,7 @@ def test_nxs_help_says_what_nxs_is_then_lists_the_commands_by_job() -> None:
         "the upstream pool": ["upstream", "models"],
         "plans, prices and credit": ["plans", "subscriptions", "credits", "pricing"],
         "usage and costs": ["usage"],
+        "the operator console": ["operators"],
         "the database": ["db"],
         "options": ["-h,", "--version"],
     }
