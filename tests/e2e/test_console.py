@@ -161,6 +161,30 @@ def test_a_viewer_is_refused_a_change(page: Page, gateway: Gateway) -> None:
     assert gateway.deployment.rows(f"{grants} WHERE c.name = 'bolt'") == [{"n": 0}]
 
 
+def test_a_portal_session_and_a_console_session_never_open_each_others_pages(
+    browser: Browser, page: Page, gateway: Gateway
+) -> None:
+    sign_in(page, gateway, "olga")
+    page.goto(f"{gateway.url}/console/customers")
+    page.fill("#invite-name", "gamma")
+    page.fill("#invite-email", "ops@gamma.test")
+    page.get_by_role("button", name="Invite").click()
+    link = page.locator("#invite-link").inner_text().strip()
+    assert link.startswith(f"{gateway.url}/portal/sign-up/")
+    customer = browser.new_context()
+    portal = customer.new_page()
+    portal.goto(link)
+    portal.fill("#password", PASSWORD)
+    portal.fill("#confirm", PASSWORD)
+    portal.locator("form button[type=submit]").click()
+    assert portal.url == f"{gateway.url}/portal/overview"
+    portal.goto(f"{gateway.url}/console/customers")
+    assert portal.url == f"{gateway.url}/console/sign-in"
+    page.goto(f"{gateway.url}/portal/overview")
+    assert page.url == f"{gateway.url}/portal/sign-in"
+    customer.close()
+
+
 def test_admin_token_signs_in_and_a_form_without_csrf_is_refused(
     page: Page, gateway: Gateway
 ) -> None:

@@ -18,8 +18,10 @@ from nxs.console import operators
 from nxs.errors import BadRequest
 from nxs.store.store import Store
 from nxs.web.passwords import Passwords, check_strength
+from nxs.web.sessions import Sessions
 
 COLUMNS = ("name", "role", "created_at", "signed_in_at")
+CONSOLE_SESSIONS = "console"  # the session kind of /console (nxs.console.app)
 
 
 def add_commands(subparsers: Subparsers) -> None:
@@ -75,6 +77,7 @@ def _list(store: Store, args: argparse.Namespace) -> int:
 def _remove(store: Store, args: argparse.Namespace) -> int:
     with store.database.transaction():
         operator = operators.remove(store.database, args.name)
+        Sessions(store.database, CONSOLE_SESSIONS).close_all(operator.id)  # signed out now
         audit.record(store.database, audit.CLI, "operators.remove", operator.name)
     print(f"Removed operator '{operator.name}'.")
     return 0

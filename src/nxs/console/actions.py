@@ -28,6 +28,7 @@ from nxs.billing.sync import SyncReport, sync_prices
 from nxs.config import Settings
 from nxs.console.operators import Operator
 from nxs.errors import BadRequest, Forbidden
+from nxs.portal import accounts as portal_accounts
 from nxs.store.store import Store
 
 T = TypeVar("T")
@@ -58,9 +59,23 @@ class Actor:
 def invite_customer(store: Store, actor: Actor, form: Form) -> str:
     """Create a customer (active, on plan `default`); answers its name."""
     body = _body(lambda: CustomerCreate(name=form.get("name", "").strip()))
-    return _run(
+    if form.get("email", "").strip():
+        portal_accounts.check_email(form["email"])  # refused before anything is written
+    created = _run(
         store, actor, "customers.create", body.name, lambda: customers.create_customer(body, store)
-    ).name
+    )
+    return created.name
+
+
+def invite_to_portal(store: Store, actor: Actor, name: str, email: str) -> portal_accounts.Invite:
+    """A one-time portal sign-up link for the customer, as `/admin/v1/…/invites` makes it."""
+
+    def invite() -> portal_accounts.Invite:
+        made = portal_accounts.invite(store.database, name, email)
+        audit.record(store.database, audit.API, "customers.invite", name, {"email": made.email})
+        return made
+
+    return _run(store, actor, "customers.invite", name, invite)
 
 
 def create_key(store: Store, actor: Actor, name: str) -> str:

@@ -42,11 +42,46 @@ async def _submit(
 
 
 async def invite(console: Console, request: Request, session: Session, actor: Actor) -> Response:
-    def run(form: dict[str, str]) -> str:
-        name = actions.invite_customer(console.store, actor, form)
-        return f"Customer '{name}' created on plan default. Create a key for them below."
+    """A new customer, and with an email its portal sign-up link (shown this once)."""
+    fields = await console.site.form(request, session)
+    email = fields.get("email", "").strip()
+    try:
+        actor.check_can_change()
+        name = await console.site.call(actions.invite_customer, console.store, actor, fields)
+        link = await _invite_link(console, request, actor, name, email) if email else None
+    except NxsError as error:
+        return await pages.customer_list(
+            console, request, session, actor, error=error.detail, status=error.status
+        )
+    done = f"Customer '{name}' created on plan default."
+    return await pages.customer_list(
+        console, request, session, actor, notice=done, invite_link=link
+    )
 
-    return await _submit(console, request, session, actor, pages.customer_list, run)
+
+async def portal_invite(
+    console: Console, request: Request, session: Session, actor: Actor
+) -> Response:
+    name = request.path_params["name"]
+    fields = await console.site.form(request, session)
+    try:
+        actor.check_can_change()
+        link = await _invite_link(console, request, actor, name, fields.get("email", ""))
+    except NxsError as error:
+        return await pages.customer_page(
+            console, request, session, actor, error=error.detail, status=error.status
+        )
+    done = "Portal invitation made: send this link to the customer."
+    return await pages.customer_page(
+        console, request, session, actor, notice=done, invite_link=link
+    )
+
+
+async def _invite_link(
+    console: Console, request: Request, actor: Actor, name: str, email: str
+) -> str:
+    made = await console.site.call(actions.invite_to_portal, console.store, actor, name, email)
+    return made.link(console.settings.public_url or str(request.base_url))
 
 
 def _on_customer(
@@ -168,6 +203,7 @@ FORMS: Final = {
     "/customers/{name}/plan": _on_customer(_plan),
     "/customers/{name}/credit": _on_customer(_credit),
     "/customers/{name}/keys": new_key,
+    "/customers/{name}/invite": portal_invite,
     "/pool": add_key,
     "/pool/{name}/enable": _upstream(actions.enable_upstream, "is back in the pool"),
     "/pool/{name}/disable": _upstream(actions.disable_upstream, "is disabled: no call goes to it"),
