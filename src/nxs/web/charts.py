@@ -6,6 +6,7 @@ every bar its own <title> with the exact figure for keyboard and screen-reader u
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,8 +27,8 @@ def bar_chart(bars: Sequence[Bar], title: str, unit: str = "$") -> Markup:
     series = sorted({name for bar in bars for name in bar.parts})
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
     top = max((sum(bar.parts.values()) for bar in bars), default=0.0) or 1.0
-    if unit != "$":  # counts: whole-number ticks
-        top = float(max(4, -(-int(top) // 4) * 4))
+    # counts: whole-number ticks; money: a round top, so the four ticks are round too
+    top = float(max(4, -(-int(top) // 4) * 4)) if unit != "$" else _round_up(top)
     plot_h, plot_w = HEIGHT - BOTTOM - TOP, WIDTH - LEFT - 8
     step = plot_w / max(len(bars), 1)
     out = [
@@ -40,7 +41,7 @@ def bar_chart(bars: Sequence[Bar], title: str, unit: str = "$") -> Markup:
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         out.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">'
-            f"{escape(_money(value, unit))}</text>"
+            f"{escape(_tick(value, top, unit))}</text>"
         )
     for index, bar in enumerate(bars):
         out.extend(_bar(bar, index, step, plot_h, top, colours, unit))
@@ -49,7 +50,8 @@ def bar_chart(bars: Sequence[Bar], title: str, unit: str = "$") -> Markup:
         f'<li><span class="swatch" style="background:{colours[name]}"></span>{escape(name)}</li>'
         for name in series
     )
-    return Markup("".join(out) + (f'<ul class="legend">{legend}</ul>' if series else ""))
+    shown = f'<ul class="legend">{legend}</ul>' if len(series) > 1 else ""
+    return Markup("".join(out) + shown)
 
 
 def _bar(
@@ -80,7 +82,30 @@ def _bar(
     return parts
 
 
+def _round_up(top: float) -> float:
+    """The smallest of 1, 2, 4, 8 × 10^k at or above `top` (each splits into 4 round ticks)."""
+    scale = 10.0 ** math.floor(math.log10(top))
+    for factor in (1, 2, 4, 8, 10):
+        if top <= factor * scale * (1 + 1e-9):
+            return factor * scale
+    return 10 * scale
+
+
+def _tick(value: float, top: float, unit: str) -> str:
+    """An axis label: money with as many decimals as the tick step needs (2 to 6)."""
+    if unit != "$":
+        return _money(value, unit)
+    ticks = [top * i / 4 for i in range(1, 5)]
+    places = next(
+        (p for p in range(2, 6) if all(abs(round(t, p) - t) < top * 1e-9 for t in ticks)), 6
+    )
+    return f"${value:,.{places}f}"
+
+
 def _money(value: float, unit: str) -> str:
+    """An exact figure for a bar's tooltip: money to 6 decimals at most, trailing 0s cut."""
     if unit == "$":
-        return f"${value:,.4f}" if 0 < value < 0.01 else f"${value:,.2f}"
+        text = f"{value:,.6f}".rstrip("0")
+        whole, _, fraction = text.partition(".")
+        return f"${whole}.{fraction.ljust(2, '0')}"
     return f"{value:,.0f} {unit}".strip()

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from jinja2 import Environment
 
 
 def usd(micros: int | None) -> str:
-    """Micro-USD as dollars: 4 decimals under a cent, else 2 (`$12.50`, `$0.0030`)."""
+    """Micro-USD as exact dollars: 2 decimals, up to 6 when needed (`$12.50`, `$0.025`)."""
     if micros is None:
         return "–"
-    value = Decimal(micros) / 1_000_000
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    text = f"{value:,.6f}".rstrip("0") if 0 < value < Decimal("0.01") else f"{value:,.2f}"
-    return f"{sign}${text}"
+    sign = "-" if micros < 0 else ""
+    whole, fraction = divmod(abs(int(micros)), 1_000_000)
+    digits = f"{fraction:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole:,}.{digits}"
 
 
 def when(stamp: float | None) -> str:

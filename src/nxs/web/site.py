@@ -34,7 +34,7 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:;"
+    "Content-Security-Policy": "default-src 'self'; img-src * data:;"
     " style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
 }
 P = ParamSpec("P")
