@@ -83,6 +83,7 @@ def show_traffic(gateway: Gateway) -> None:
     for endpoint in ("fal-ai/flux/dev", "fal-ai/flux/dev", "fal-ai/flux/schnell"):
         answer = gateway.request("POST", f"/{endpoint}", customer.key, json={"prompt": "a fox"})
         assert answer.status_code == 200, answer.text
+    gateway.request("POST", "/fal-ai/flux/dev", customer.key, json={"prompt": "a fox [fail]"})
 
 
 def test_signed_out_pages_lead_to_sign_in(page: Page, gateway: Gateway) -> None:
@@ -130,6 +131,12 @@ def test_invite_grant_and_see_the_request_in_usage_and_margin(page: Page, gatewa
         "$0.025",
         "50.0%",
     ]
+    page.goto(f"{gateway.url}/console/customers/acme")
+    page.get_by_role("button", name="Revoke").click()
+    assert (
+        page.locator("[role=status]").inner_text().endswith("revoked: it is refused from now on.")
+    )
+    assert eventually(lambda: not gateway.knows(key))
 
 
 def test_disabling_a_failing_key_changes_the_pool_page(page: Page, gateway: Gateway) -> None:

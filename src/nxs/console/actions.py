@@ -83,6 +83,10 @@ def create_key(store: Store, actor: Actor, name: str) -> str:
     return _run(store, actor, "keys.create", name, lambda: customers.create_key(name, store)).key
 
 
+def revoke_key(store: Store, actor: Actor, key_id: str) -> None:
+    _run(store, actor, "keys.revoke", key_id, lambda: customers.revoke_key(key_id, store))
+
+
 def suspend(store: Store, actor: Actor, name: str) -> None:
     _run(store, actor, "customers.suspend", name, lambda: customers.suspend_customer(name, store))
 

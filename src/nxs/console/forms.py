@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from nxs.console import actions, pages
 from nxs.console.actions import Actor
-from nxs.errors import NxsError
+from nxs.errors import NotFound, NxsError
 from nxs.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -101,6 +101,14 @@ def _on_customer(
         )
 
     return handler
+
+
+def _revoke(store: Any, actor: Actor, name: str, form: dict[str, str]) -> str:
+    key_id = form.get("key_id", "")
+    if all(key.id != key_id for key in store.list_keys(name)):
+        raise NotFound(f"No key {key_id!r} of customer '{name}'")
+    actions.revoke_key(store, actor, key_id)
+    return f"Key {key_id} revoked: it is refused from now on."
 
 
 def _suspend(store: Any, actor: Actor, name: str, form: dict[str, str]) -> str:
@@ -203,6 +211,7 @@ FORMS: Final = {
     "/customers/{name}/plan": _on_customer(_plan),
     "/customers/{name}/credit": _on_customer(_credit),
     "/customers/{name}/keys": new_key,
+    "/customers/{name}/revoke": _on_customer(_revoke),
     "/customers/{name}/invite": portal_invite,
     "/pool": add_key,
     "/pool/{name}/enable": _upstream(actions.enable_upstream, "is back in the pool"),
