@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from nxs.billing import catalog
 from nxs.billing.catalog import Balance
 from nxs.billing.plans import Plan, Subscription
 from nxs.errors import NotFound
+from nxs.platform.keys import (
+    create_customer_key,
+    list_customer_keys,
+    parse_alias,
+    revoke_customer_key,
+)
+from nxs.platform.prices import CustomerPrice, plan_for, price_list
+from nxs.platform.queries import Window, keys_last_used, usage_series
 from nxs.store.database import Database, Row
 from nxs.store.models import Customer
 from nxs.web.charts import Bar
@@ -65,13 +72,6 @@ class Overview:
     daily: list[Bar]
 
 
-@dataclass(frozen=True)
-class PriceView:
-    pattern: str
-    unit: str
-    unit_price: Decimal  # what this customer pays: operator price × plan multiplier
-
-
 def customer(db: Database, customer_id: str) -> Customer:
     row = db.fetch_one(
         "SELECT id, name, status, created_at FROM customers WHERE id = ?", (customer_id,)
@@ -82,11 +82,7 @@ def customer(db: Database, customer_id: str) -> Customer:
 
 
 def plan_of(db: Database, customer_id: str) -> tuple[Plan, Subscription]:
-    subscription = catalog.get_subscription(db, customer_id)
-    try:
-        return catalog.get_plan(db, subscription.plan), subscription
-    except NotFound:
-        return catalog.get_plan(db, "default"), subscription
+    return plan_for(db, customer_id)
 
 
 def overview(db: Database, customer_id: str, now: datetime) -> Overview:
@@ -105,68 +101,65 @@ def overview(db: Database, customer_id: str, now: datetime) -> Overview:
         balance=catalog.get_balance(db, customer_id),
         month_spend_micros=sum(int(row["cost_micros"] or 0) for row in rows),
         month_requests=len(rows),
-        daily=daily_bars(rows, start, days, by_endpoint=False),
+        daily=daily_bars(rows, start, days),
     )
 
 
 def usage_bars(db: Database, customer_id: str, now: datetime, days: int) -> list[Bar]:
-    """Spend per UTC day for the last `days` days, stacked by endpoint."""
+    """Spend per UTC day for the last `days` days, stacked by endpoint (the Platform API's
+    own usage series, so both show the same figures)."""
     start = datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=days - 1)
-    rows = db.fetch_all(
-        "SELECT endpoint, cost_micros, created_at FROM ledger WHERE customer_id = ?"
-        " AND created_at >= ? AND status = 'settled'",
-        (customer_id, start.timestamp()),
-    )
-    return daily_bars(rows, start, days, by_endpoint=True)
+    series = usage_series(db, customer_id, Window(start, now + timedelta(seconds=1)), "day")
+    by_day = {bucket.start.date(): bucket.lines for bucket in series}
+    bars = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        parts: dict[str, float] = {}
+        for line in by_day.get(day.date(), ()):
+            parts[line.endpoint] = parts.get(line.endpoint, 0.0) + line.cost.micros / 1_000_000
+        bars.append(Bar(day.strftime("%b %d"), parts))
+    return bars
 
 
-def daily_bars(rows: list[Row], start: datetime, days: int, *, by_endpoint: bool) -> list[Bar]:
-    totals: list[dict[str, float]] = [{} for _ in range(days)]
+def daily_bars(rows: list[Row], start: datetime, days: int) -> list[Bar]:
+    """Settled spend per UTC day from `start`, one series."""
+    totals = [0.0] * days
     for row in rows:
         index = int((float(row["created_at"]) - start.timestamp()) // 86400)
         if 0 <= index < days:
-            name = row["endpoint"] if by_endpoint else "spend"
-            parts = totals[index]
-            parts[name] = parts.get(name, 0.0) + int(row["cost_micros"] or 0) / 1_000_000
+            totals[index] += int(row["cost_micros"] or 0) / 1_000_000
     return [
-        Bar((start + timedelta(days=i)).strftime("%b %d"), parts) for i, parts in enumerate(totals)
+        Bar((start + timedelta(days=i)).strftime("%b %d"), {"spend": total} if total else {})
+        for i, total in enumerate(totals)
     ]
 
 
 def keys(db: Database, customer_id: str) -> list[KeyView]:
-    rows = db.fetch_all(
-        "SELECT k.id, k.alias, k.prefix, k.created_at, k.revoked_at,"
-        " (SELECT MAX(l.created_at) FROM ledger l WHERE l.customer_id = k.customer_id"
-        "  AND l.api_key_id = k.id) AS last_used_at"
-        " FROM api_keys k WHERE k.customer_id = ? ORDER BY k.revoked_at IS NOT NULL,"
-        " k.created_at DESC",
-        (customer_id,),
-    )
-    return [
+    """The customer's keys, live ones first, newest first; last use from the ledger."""
+    used = keys_last_used(db, customer_id)
+    found = [
         KeyView(
-            row["id"],
-            row["alias"] or "",
-            row["prefix"],
-            float(row["created_at"]),
-            row["revoked_at"],
-            row["last_used_at"],
+            key.id,
+            key.alias,
+            key.prefix,
+            key.created_at.timestamp(),
+            key.revoked_at.timestamp() if key.revoked_at else None,
+            used[key.id].timestamp() if key.id in used else None,
         )
-        for row in rows
+        for key in list_customer_keys(db, customer_id, include_revoked=True)
     ]
+    return sorted(found, key=lambda key: (key.revoked_at is not None, -key.created_at))
 
 
-def own_key(db: Database, customer_id: str, key_id: str) -> str:
-    """`key_id` if the customer owns it; NotFound otherwise (another's key looks unknown)."""
-    row = db.fetch_one(
-        "SELECT id FROM api_keys WHERE id = ? AND customer_id = ?", (key_id, customer_id)
-    )
-    if row is None:
-        raise NotFound("No such key")
-    return key_id
+def create_key(db: Database, customer_id: str, alias: str) -> str:
+    """A new key with `alias`; its plaintext (shown once)."""
+    _, plaintext = create_customer_key(db, customer(db, customer_id), parse_alias(alias))
+    return plaintext
 
 
-def set_alias(db: Database, key_id: str, alias: str) -> None:
-    db.execute("UPDATE api_keys SET alias = ? WHERE id = ?", (alias, key_id))
+def revoke_key(db: Database, customer_id: str, key_id: str) -> None:
+    """Revoke the customer's own key (NotFound for another's)."""
+    revoke_customer_key(db, customer_id, key_id)
 
 
 _REQUEST_SELECT = (
@@ -208,9 +201,6 @@ def _request(row: Row) -> RequestView:
     )
 
 
-def prices(db: Database, customer_id: str) -> list[PriceView]:
-    plan, _ = plan_of(db, customer_id)
-    return [
-        PriceView(rule.pattern, rule.unit.value, (rule.unit_price * plan.multiplier).normalize())
-        for rule, _source in catalog.list_prices(db)
-    ]
+def prices(db: Database, customer_id: str) -> list[CustomerPrice]:
+    """What the customer pays per unit, for every rule its plan allows."""
+    return price_list(db, customer_id)

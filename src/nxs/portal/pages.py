@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from nxs.billing.plans import SubscriptionStatus
 from nxs.config import Settings
-from nxs.errors import BadRequest, NotFound
+from nxs.errors import BadRequest, NotFound, ValidationFailed
 from nxs.portal import accounts, data, stripe
 from nxs.portal.results import fetch_result, result_target
 from nxs.portal.stripe import MAX_TOP_UP, MIN_TOP_UP, StripeClient
@@ -170,33 +170,39 @@ class Pages:
             request, "overview.html", session, view=view, chart=chart, page_title="Overview"
         )
 
-    async def keys(self, request: Request, created: tuple[str, str] | None = None) -> Response:
+    async def keys(
+        self, request: Request, created: tuple[str, str] | None = None, error: str | None = None
+    ) -> Response:
         session = await self._session(request)
         rows = await self.site.call(data.keys, self.store.database, session.subject_id)
         return await self._page(
-            request, "keys.html", session, keys=rows, created=created, page_title="API keys"
+            request,
+            "keys.html",
+            session,
+            keys=rows,
+            created=created,
+            error=error,
+            page_title="API keys",
         )
 
     async def create_key(self, request: Request) -> Response:
         session = await self._session(request)
         form = await self.site.form(request, session)
         alias = form.get("alias", "").strip()[:MAX_ALIAS] or "untitled"
-        plaintext = await self.site.call(self._create_key, session.subject_id, alias)
+        try:
+            plaintext = await self.site.call(
+                data.create_key, self.store.database, session.subject_id, alias
+            )
+        except ValidationFailed:
+            return await self.keys(request, error="Use letters, digits and spaces in a key name")
         return await self.keys(request, created=(alias, plaintext))
-
-    def _create_key(self, customer_id: str, alias: str) -> str:
-        customer = data.customer(self.store.database, customer_id)
-        record, plaintext = self.store.create_key(customer.name)
-        data.set_alias(self.store.database, record.id, alias)
-        return plaintext
 
     async def revoke_key(self, request: Request) -> Response:
         session = await self._session(request)
         await self.site.form(request, session)
-        key_id = await self.site.call(
-            data.own_key, self.store.database, session.subject_id, request.path_params["key_id"]
+        await self.site.call(
+            data.revoke_key, self.store.database, session.subject_id, request.path_params["key_id"]
         )
-        await self.site.call(self.store.revoke_key, key_id)
         return self.site.redirect(f"{self.site.prefix}/keys")
 
     async def usage(self, request: Request) -> Response:
