@@ -7,6 +7,7 @@ Every error a client can see is a `NxsError` subclass; `render` turns it into
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -72,6 +73,17 @@ class RateLimited(NxsError):
 class UpstreamFailed(NxsError):
     status, error_type = 502, "upstream_failed"
     detail = "All upstream keys failed — try again later"
+
+
+class UpstreamBusy(RateLimited):
+    """Every usable upstream key is at its concurrency limit or rate limited: 429 with the
+    earliest Retry-After (whole seconds, at least 1), which the official clients retry."""
+
+    detail = "All upstream keys are busy — retry shortly"
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(headers={"Retry-After": str(self.retry_after)})
 
 
 class NoUpstreamKeys(NxsError):

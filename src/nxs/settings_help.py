@@ -150,6 +150,11 @@ VARIABLES: tuple[Variable, ...] = (
         "worker processes sharing the limits: set by `nxs serve` from --workers",
     ),
     Variable(
+        "NXS_RUN_WAIT_SECONDS",
+        "run_wait_seconds",
+        "how long a run waits for a free upstream slot before its 429 with Retry-After",
+    ),
+    Variable(
         "NXS_UPSTREAM_TIMEOUT_SECONDS",
         "upstream_timeout_seconds",
         "longest wait for fal's next bytes; a run's in-flight lease is this + 30 s",

@@ -134,6 +134,23 @@ def test_upstream_secret_is_never_answered(admin_gateway: AdminGateway) -> None:
     ]
 
 
+def test_upstream_concurrency_and_weight_are_changed_and_shown_live(
+    admin_gateway: AdminGateway,
+) -> None:
+    body = {"name": "busy", "secret": "fal-id-77:s", "concurrency": 5}
+    assert admin_gateway.admin("POST", "/upstream-keys", json=body).json()["concurrency"] == 5
+    changed = admin_gateway.admin("PATCH", "/upstream-keys/busy", json={"concurrency": 8})
+    assert (changed.json()["concurrency"], changed.json()["weight"]) == (8, 1)
+    live = {"limit": 8, "in_flight": 0, "outstanding": 0, "cooldown_seconds": 0.0}
+    assert eventually(
+        lambda: admin_gateway.admin("GET", "/upstream-keys/busy").json()["live"] == live
+    )
+    refused = admin_gateway.admin("PATCH", "/upstream-keys/busy", json={"concurrency": 0})
+    assert refused.status_code == 422
+    assert admin_gateway.admin("PATCH", "/upstream-keys/busy", json={}).status_code == 400
+    assert audit_of(admin_gateway, "busy")[-1] == ("admin-api", "upstream.set")
+
+
 def test_pool_and_customer_set_up_over_the_api_serve_requests(
     admin_gateway: AdminGateway,
 ) -> None:

@@ -34,6 +34,7 @@ def actions(gateway: AdminGateway, target: str) -> list[str]:
 
 def test_plans_are_created_listed_and_redefined(admin_gateway: AdminGateway) -> None:
     body = {"name": "gold", "monthly_credit": "25.5", "rpm": 60, "endpoints": ["fal-ai/flux/*"]}
+    body["priority"] = 3
     created = ok(admin_gateway.admin("POST", "/plans", json=body), 201)
     assert created == {
         "name": "gold",
@@ -43,6 +44,7 @@ def test_plans_are_created_listed_and_redefined(admin_gateway: AdminGateway) -> 
         "max_in_flight": None,
         "endpoints": ["fal-ai/flux/*"],
         "multiplier": "1",
+        "priority": 3,
     }
     names = [plan["name"] for plan in ok(admin_gateway.admin("GET", "/plans"))]
     assert {"default", "gold"} <= set(names)
@@ -60,6 +62,7 @@ def test_bad_plans_are_refused_naming_the_field(admin_gateway: AdminGateway) -> 
         ({"name": "p1", "rpm": 0}, "rpm"),
         ({"name": "p1", "max_in_flight": True}, "max_in_flight"),
         ({"name": "p1", "multiplier": "-1"}, "multiplier"),
+        ({"name": "p1", "priority": 0}, "priority"),
         ({"name": "Not A Name"}, "name"),
     ]
     for body, field in cases:

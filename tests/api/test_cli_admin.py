@@ -168,6 +168,25 @@ def test_enable_puts_a_disabled_upstream_key_back(nxs: Nxs, database_url: str) -
     assert (key["state"], key["reason"]) == ("active", None)
 
 
+def test_upstream_concurrency_is_set_at_add_and_changed_with_set(nxs: Nxs) -> None:
+    nxs("upstream", "add", "main", "--concurrency", "4", stdin=FAL_KEY)
+    [key] = listed(nxs, "upstream", "list")
+    assert (key["weight"], key["concurrency"], key["last_error"]) == (1, 4, None)
+    changed = nxs("upstream", "set", "main", "--concurrency", "10", "--weight", "3")
+    assert changed.stdout == "Upstream key 'main': weight 3, concurrency 10.\n"
+    [key] = listed(nxs, "upstream", "list")
+    assert (key["weight"], key["concurrency"]) == (3, 10)
+
+
+def test_bad_upstream_settings_fail_and_change_nothing(nxs: Nxs) -> None:
+    nxs("upstream", "add", "main", stdin=FAL_KEY)
+    assert_fails(nxs("upstream", "set", "main", "--concurrency", "0"), "Invalid concurrency 0")
+    assert_fails(nxs("upstream", "set", "main"), "Nothing to change")
+    assert_fails(nxs("upstream", "set", "nope", "--weight", "2"), "Upstream key 'nope' not found")
+    [key] = listed(nxs, "upstream", "list")
+    assert (key["weight"], key["concurrency"]) == (1, 2)
+
+
 def test_removed_upstream_key_is_gone(nxs: Nxs) -> None:
     nxs("upstream", "add", "main", stdin=FAL_KEY)
     assert nxs("upstream", "remove", "main").returncode == 0

@@ -88,6 +88,8 @@ def test_plans_create_and_list_with_the_builtin_default(nxs: Nxs) -> None:
         "60",
         "--multiplier",
         "1.2",
+        "--priority",
+        "4",
     )
     ok(nxs, "plans", "create", "payg", "--prepaid", "--endpoints", "fal-ai/flux/*,fal-ai/fast-*")
     plans = {plan["name"]: plan for plan in listed(nxs, "plans", "list")}
@@ -100,6 +102,7 @@ def test_plans_create_and_list_with_the_builtin_default(nxs: Nxs) -> None:
         "max_in_flight": None,
         "endpoints": "*",
         "multiplier": "1.2",
+        "priority": 4,
     }
     assert plans["payg"]["endpoints"] == "fal-ai/flux/*,fal-ai/fast-*"
 

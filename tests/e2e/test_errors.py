@@ -109,11 +109,23 @@ def test_no_upstream_keys_is_503(
     assert gateway.request("GET", "/readyz").status_code == 503
 
 
-def test_all_upstream_keys_failing_is_502(
+def test_every_upstream_key_rate_limited_is_429_with_retry_after(
     make_deployment: Callable[[], Deployment], fresh_gateway: Callable[..., Gateway]
 ) -> None:
     deployment = make_deployment()
-    deployment.add_upstream("limited", "limited-502:secret")
+    deployment.add_upstream("limited", "limited-429:secret")
+    customer = deployment.customer()
+    gateway = fresh_gateway(deployment)
+    response = gateway.request("POST", "/queue/fal-ai/flux/dev", customer.key, json={"prompt": "x"})
+    assert_fal_error(response, 429, "All upstream keys are busy — retry shortly")
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_every_upstream_key_failing_is_502(
+    make_deployment: Callable[[], Deployment], fresh_gateway: Callable[..., Gateway]
+) -> None:
+    deployment = make_deployment()
+    deployment.add_upstream("gone", "invalid-502:secret")
     customer = deployment.customer()
     gateway = fresh_gateway(deployment)
     response = gateway.request("POST", "/fal-ai/flux/dev", customer.key, json={"prompt": "x"})

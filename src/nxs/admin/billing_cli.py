@@ -36,7 +36,16 @@ from nxs.config import Settings
 from nxs.portal import cli as portal_cli
 from nxs.store.store import Store
 
-PLAN_COLUMNS = ("name", "mode", "monthly_credit", "rpm", "max_in_flight", "endpoints", "multiplier")
+PLAN_COLUMNS = (
+    "name",
+    "mode",
+    "monthly_credit",
+    "rpm",
+    "max_in_flight",
+    "endpoints",
+    "multiplier",
+    "priority",
+)
 USAGE_COLUMNS: tuple[str, ...] = ("created_at", "customer", "endpoint", "request_id", "status")
 USAGE_COLUMNS += ("units", "unit", "unit_price", "cost", "latency_ms")
 
@@ -94,6 +103,12 @@ def _plan_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
     parser.add_argument(
         "--multiplier", metavar="X", default=default, help="price multiplier (default 1)"
     )
+    parser.add_argument(
+        "--priority",
+        metavar="N",
+        default=default,
+        help="weight of its customers' turns while runs wait for an upstream slot (default 1)",
+    )
 
 
 def _create_plan(store: Store, args: argparse.Namespace) -> int:
@@ -105,6 +120,7 @@ def _create_plan(store: Store, args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight,
         endpoints=args.endpoints,
         multiplier=args.multiplier,
+        priority=args.priority,
     )
     with store.database.transaction():
         catalog.save_plan(store.database, plan)
@@ -127,6 +143,7 @@ def _update_plan(store: Store, args: argparse.Namespace) -> int:
         max_in_flight=_limit(args.max_in_flight, current.max_in_flight),
         endpoints=list(current.endpoints) if args.endpoints is None else args.endpoints,
         multiplier=str(current.multiplier) if args.multiplier is None else args.multiplier,
+        priority=current.priority if args.priority is None else args.priority,
     )
     with store.database.transaction():
         catalog.save_plan(store.database, plan, replace=True)
@@ -163,6 +180,7 @@ def _plan_record(plan: Plan) -> dict[str, Any]:
         "max_in_flight": plan.max_in_flight,
         "endpoints": ",".join(plan.endpoints) or "*",
         "multiplier": str(plan.multiplier),
+        "priority": plan.priority,
     }
 
 

@@ -24,7 +24,17 @@ from nxs.store.store import Store
 
 CUSTOMER_COLUMNS = ("name", "id", "status", "created_at")
 KEY_COLUMNS = ("id", "customer", "prefix", "status", "created_at", "revoked_at")
-UPSTREAM_COLUMNS = ("name", "id", "state", "weight", "key", "reason")
+UPSTREAM_COLUMNS = (
+    "name",
+    "id",
+    "state",
+    "weight",
+    "concurrency",
+    "key",
+    "reason",
+    "last_error",
+    "last_error_at",
+)
 
 
 def add_commands(subparsers: Subparsers) -> None:
@@ -147,7 +157,20 @@ def _add_upstream_commands(subparsers: Subparsers) -> None:
     add = add_leaf(group, "add", "add a fal key, read from stdin", _add_upstream)
     add.add_argument("name", metavar="NAME", help="a name for the key in the pool (unique)")
     add.add_argument("--weight", type=int, default=1, help="share of traffic (default 1)")
-    add_json_flag(add_leaf(group, "list", "list keys (masked), state and weight", _list_upstream))
+    add.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="requests fal runs at once for this account (default 2, fal's starting limit)",
+    )
+    change = add_leaf(group, "set", "change a key's weight or concurrency", _set_upstream)
+    change.add_argument("name", metavar="NAME", help="the key's name in the pool")
+    change.add_argument("--weight", type=int, help="share of traffic")
+    change.add_argument("--concurrency", type=int, help="requests fal runs at once for it")
+    listing = add_leaf(
+        group, "list", "list keys (masked), state, weight, concurrency", _list_upstream
+    )
+    add_json_flag(listing)
     remove = add_leaf(group, "remove", "remove a key from the pool", _remove_upstream)
     remove.add_argument("name", metavar="NAME", help="the key's name in the pool")
     enable = add_leaf(group, "enable", "put a disabled or suspended key back", _enable_upstream)
@@ -156,9 +179,23 @@ def _add_upstream_commands(subparsers: Subparsers) -> None:
 
 def _add_upstream(store: Store, args: argparse.Namespace) -> int:
     secret = _read_secret()
-    with _audited(store, "upstream.add", args.name, {"weight": args.weight}):
-        key = store.add_upstream(args.name, secret, args.weight)
-    print(f"Added upstream key '{key.name}' ({key.id}, {key.masked}, weight {key.weight}).")
+    detail = {"weight": args.weight, "concurrency": args.concurrency}
+    with _audited(store, "upstream.add", args.name, detail):
+        key = store.add_upstream(args.name, secret, args.weight, args.concurrency)
+    print(
+        f"Added upstream key '{key.name}' ({key.id}, {key.masked}, weight {key.weight},"
+        f" concurrency {key.concurrency})."
+    )
+    return 0
+
+
+def _set_upstream(store: Store, args: argparse.Namespace) -> int:
+    if args.weight is None and args.concurrency is None:
+        raise BadRequest("Nothing to change: give --weight and/or --concurrency")
+    detail = {"weight": args.weight, "concurrency": args.concurrency}
+    with _audited(store, "upstream.set", args.name, detail):
+        key = store.set_upstream(args.name, weight=args.weight, concurrency=args.concurrency)
+    print(f"Upstream key '{key.name}': weight {key.weight}, concurrency {key.concurrency}.")
     return 0
 
 

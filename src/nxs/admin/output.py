@@ -49,9 +49,12 @@ def upstream_record(key: UpstreamKey) -> Record:
         "name": key.name,
         "key": key.masked,
         "weight": key.weight,
+        "concurrency": key.concurrency,
         "state": key.state,
         "reason": key.state_reason,
         "created_at": timestamp(key.created_at),
+        "last_error": key.last_error,
+        "last_error_at": None if key.last_error_at is None else timestamp(key.last_error_at),
     }
 
 

@@ -43,7 +43,9 @@ from nxs.store.ids import new_id, now
 from nxs.store.notices import bump_version
 
 POLICY_KEY = "unknown_endpoints"
-PLAN_COLUMNS = "name, mode, monthly_credit_micros, rpm, max_in_flight, endpoints, multiplier"
+PLAN_COLUMNS = (
+    "name, mode, monthly_credit_micros, rpm, max_in_flight, endpoints, multiplier, priority"
+)
 
 
 @dataclass(frozen=True)
@@ -94,18 +96,19 @@ def save_plan(db: Database, plan: Plan, *, replace: bool = False) -> Plan:
             plan.max_in_flight,
             ",".join(plan.endpoints),
             str(plan.multiplier),
+            plan.priority,
             stamp,
         )
         if exists:
             db.execute(
                 "UPDATE plans SET mode = ?, monthly_credit_micros = ?, rpm = ?, max_in_flight = ?,"
-                " endpoints = ?, multiplier = ?, updated_at = ? WHERE name = ?",
+                " endpoints = ?, multiplier = ?, priority = ?, updated_at = ? WHERE name = ?",
                 (*values, plan.name),
             )
         else:
             db.execute(
                 f"INSERT INTO plans ({PLAN_COLUMNS}, updated_at, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (plan.name, *values, stamp),
             )
         _bump(db)
@@ -133,6 +136,7 @@ def _plan(row: Row) -> Plan:
         max_in_flight=row["max_in_flight"],
         endpoints=endpoints,
         multiplier=Decimal(row["multiplier"]),
+        priority=row["priority"],
     )
 
 

@@ -44,6 +44,7 @@ class Plan:
     max_in_flight: int | None = None
     endpoints: tuple[str, ...] = ()  # globs; empty allows every endpoint
     multiplier: Decimal = Decimal(1)
+    priority: int = 1  # weight of its customers' turns while runs wait for an upstream slot
 
     @property
     def requires_credit(self) -> bool:
@@ -137,6 +138,7 @@ def plan_from_options(
     max_in_flight: object = None,
     endpoints: str | Sequence[str] | None = None,
     multiplier: object = "1",
+    priority: object = 1,
 ) -> Plan:
     """A plan from `nxs plans create` / admin API options, validated field by field."""
     if not isinstance(name, str) or not _PLAN_NAME.match(name):
@@ -158,6 +160,7 @@ def plan_from_options(
         max_in_flight=_positive_count(max_in_flight, "max_in_flight"),
         endpoints=_globs(endpoints),
         multiplier=parse_multiplier(multiplier),
+        priority=_positive_count(priority, "priority") or 1,
     )
 
 

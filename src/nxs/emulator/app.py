@@ -2,7 +2,7 @@
 
 E2's hosts (storage, realtime, tokens, webhooks) register first; then the queue,
 run, CDN and pricing routes, whose `/fal.run/…` and `/queue.fal.run/…` catch-alls
-must come last. `/healthz` and `/_emulator/received` are the emulator's own.
+must come last. `/healthz`, `/_emulator/received` and `/_emulator/accounts` are its own.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ async def received(request: web.Request) -> web.Response:
     return json_response({"received": entries})
 
 
+async def accounts(request: web.Request) -> web.Response:
+    """Each account's requests in progress and in queue now, and its peak in progress."""
+    return json_response({"accounts": request.app[SCHEDULER_KEY].accounts()})
+
+
 async def _scheduler_lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[SCHEDULER_KEY].close()
@@ -69,6 +74,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.cleanup_ctx.append(_scheduler_lifecycle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_emulator/received", received)
+    app.router.add_get("/_emulator/accounts", accounts)
     cdn.add_routes(app)
     pricing.add_routes(app)
     catalogue.add_routes(app)

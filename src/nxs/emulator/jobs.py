@@ -94,6 +94,7 @@ class Scheduler:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._waiting: dict[str, list[Job]] = {}  # per account, IN_QUEUE, oldest first
         self._running: dict[str, int] = {}  # per account, IN_PROGRESS
+        self._peak: dict[str, int] = {}  # per account, the most IN_PROGRESS at once ever
         self.on_finished: list[Finished] = []
 
     def submit(
@@ -142,6 +143,19 @@ class Scheduler:
         waiting = len(self._waiting.get(account_id, []))
         running = self._running.get(account_id, 0)
         return waiting + running >= self._state.config.concurrency_limit
+
+    def accounts(self) -> dict[str, dict[str, int]]:
+        """Per account: requests IN_PROGRESS now, IN_QUEUE now, and the most ever in
+        progress at once (tests read it to prove a gateway kept to the limit)."""
+        names = set(self._peak) | set(self._waiting)
+        return {
+            name: {
+                "in_progress": self._running.get(name, 0),
+                "in_queue": len(self._waiting.get(name, [])),
+                "peak_in_progress": self._peak.get(name, 0),
+            }
+            for name in sorted(names)
+        }
 
     def queue_position(self, job: Job) -> int:
         """How many of the account's jobs wait ahead of this one."""
@@ -197,7 +211,8 @@ class Scheduler:
         await asyncio.sleep(QUEUE_SECONDS * scale)
         slot = self._slot(job.account_id)
         await slot.acquire()
-        self._running[job.account_id] = self._running.get(job.account_id, 0) + 1
+        running = self._running[job.account_id] = self._running.get(job.account_id, 0) + 1
+        self._peak[job.account_id] = max(running, self._peak.get(job.account_id, 0))
         self._leave_queue(job)
         job.start()
         return slot

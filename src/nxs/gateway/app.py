@@ -86,7 +86,7 @@ class Gateway:
                     return
                 self.handlers = Handlers(self.services)
                 self.services.metrics.readings.append(self._figures)
-                self.admin = admin_app(self.settings, self.services.store)
+                self.admin = admin_app(self.settings, self.services.store, self.services.live)
                 self.portal = portal_app(self.settings, self.services.store)
                 self.platform = platform_app(self.services)
                 self.console = console_app(self.settings, self.services.store, self.services.pool)

@@ -1,8 +1,10 @@
 """Calls to fal through one pooled aiohttp session, and their answers streamed back.
 
 `failover` tries pool keys until one gives an answer worth passing on (only before any
-byte reached the client); `bound` uses the one key a queued request belongs to; `relay`
-streams the upstream answer with `more_body=True` chunks, unbuffered.
+byte reached the client); `scheduled` does the same for runs, each attempt on a key with a
+free slot (`nxs.gateway.scheduler`); `bound` uses the one key a queued request belongs to;
+`relay` streams the upstream answer with `more_body=True` chunks, unbuffered. When no key
+gave an answer: 502 if some key really failed, 429 if every usable key was busy.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import aiohttp
 from yarl import URL
 
 from nxs.config import Settings
-from nxs.errors import NoUpstreamKeys, UpstreamFailed
+from nxs.errors import NoUpstreamKeys, UpstreamBusy, UpstreamFailed
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.metrics import Metrics
-from nxs.gateway.pool import OK, KeyPool, PoolKey
+from nxs.gateway.pool import BUSY, OK, KeyPool, PoolKey
 from nxs.gateway.queue import EventRewriter
+from nxs.gateway.scheduler import RunQueue
 
 DROPPED: Final = frozenset(
     {
@@ -39,6 +42,12 @@ DROPPED: Final = frozenset(
 )
 SMALL_BODY: Final = 256 * 1024  # answers up to this size are sent in one ASGI message
 UPSTREAM_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+BOUND_READ_TRIES: Final = 8  # a status or result read fal's front failed is asked again
+
+
+def _front_failure(response: aiohttp.ClientResponse) -> bool:
+    """A 5xx from fal's front (no request id on it), not the request's own error."""
+    return response.status >= 500 and "x-fal-request-id" not in response.headers
 
 
 def open_session(settings: Settings) -> aiohttp.ClientSession:
@@ -65,8 +74,10 @@ def response_headers(response: aiohttp.ClientResponse, keep_length: bool = True)
 class Forwarder:
     """Sends calls upstream with pool keys and relays the answers to the client."""
 
-    def __init__(self, session: aiohttp.ClientSession, pool: KeyPool, metrics: Metrics) -> None:
-        self._session, self._pool, self._metrics = session, pool, metrics
+    def __init__(
+        self, session: aiohttp.ClientSession, pool: KeyPool, metrics: Metrics, runs: RunQueue
+    ) -> None:
+        self._session, self._pool, self._metrics, self.runs = session, pool, metrics, runs
 
     async def _send(
         self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes
@@ -90,29 +101,53 @@ class Forwarder:
     ) -> tuple[PoolKey, aiohttp.ClientResponse]:
         """The first pool key's answer worth passing on; the key stays leased (see `done`)."""
         tried: set[str] = set()
+        busy = failed = False
         while (entry := self._choose(tried)) is not None:
             tried.add(entry.key.id)
-            response = await self._attempt(ex, entry, method, url, body)
+            entry.in_flight += 1
+            verdict, response = await self._attempt(ex, entry, method, url, body, run=False)
             if response is not None:
                 return entry, response
-        raise UpstreamFailed()
+            entry.in_flight -= 1
+            busy = busy or verdict == BUSY
+            failed = failed or (verdict != BUSY and entry.state == "active")  # 5xx, no answer
+        if failed or (tried and not busy):  # tried keys failed, or were found invalid/locked
+            raise UpstreamFailed()
+        raise UpstreamBusy(self._pool.retry_after())  # busy, or every active key cooling
+
+    async def scheduled(
+        self, ex: Exchange, customer: str, priority: int, url: URL, body: bytes, wait: float
+    ) -> tuple[PoolKey, aiohttp.ClientResponse]:
+        """A run's answer from a key with a free slot, waiting for one up to `wait` seconds;
+        the slot stays held (see `ran`). A key that failed is not tried again; a busy one
+        only learned its limit."""
+        deadline = time.monotonic() + wait
+        tried: set[str] = set()
+        while True:
+            entry = await self.runs.take(customer, priority, tried, deadline)
+            entry.in_flight += 1
+            verdict, response = await self._attempt(ex, entry, ex.method, url, body, run=True)
+            if response is not None:
+                return entry, response
+            entry.in_flight -= 1
+            self.runs.give_back(entry)
+            if verdict != BUSY:
+                tried.add(entry.key.id)
 
     async def _attempt(
-        self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes
-    ) -> aiohttp.ClientResponse | None:
-        """One key's answer if it is worth passing on (key left leased), else None."""
-        entry.in_flight += 1
+        self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes, run: bool
+    ) -> tuple[str, aiohttp.ClientResponse | None]:
+        """One key's verdict, and its answer if worth passing on (else released)."""
         response = None
-        passed = False
+        verdict = "retry"
         try:
             response = await self._send(ex, entry, method, url, body)
-            passed = response is not None and await self._judge(entry, response) == OK
+            if response is not None:
+                verdict = await self._judge(entry, response, run)
         finally:
-            if not passed:
-                entry.in_flight -= 1
-                if response is not None:
-                    response.release()
-        return response if passed else None
+            if verdict != OK and response is not None:
+                response.release()
+        return verdict, response if verdict == OK else None
 
     def _choose(self, tried: set[str]) -> PoolKey | None:
         try:
@@ -125,30 +160,45 @@ class Forwarder:
     async def bound(
         self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes
     ) -> aiohttp.ClientResponse:
-        """The answer of the one key a queued request belongs to (no failover)."""
+        """The answer of the one key a queued request belongs to (no failover). A read
+        (status, result) is asked again when fal's front answered 5xx or nothing: it is
+        idempotent, and the request's key is the only one that may ask."""
         entry.in_flight += 1
-        response = await self._send(ex, entry, method, url, body)
+        response = None
+        for _ in range(BOUND_READ_TRIES if method == "GET" else 1):
+            if response is not None:
+                response.release()
+            response = await self._send(ex, entry, method, url, body)
+            if response is not None and not _front_failure(response):
+                break
         if response is None:
             entry.in_flight -= 1
             raise UpstreamFailed()
         try:
-            await self._judge(entry, response)
+            await self._judge(entry, response, run=False)
         except BaseException:
             self.done(entry, response)
             raise
         return response
 
-    async def _judge(self, entry: PoolKey, response: aiohttp.ClientResponse) -> str:
+    async def _judge(self, entry: PoolKey, response: aiohttp.ClientResponse, run: bool) -> str:
         status = response.status
         if status < 400 or (status >= 500 and "x-fal-request-id" in response.headers):
+            if run:
+                entry.strikes = 0
             return OK  # a 5xx carrying fal's request id is the model's own error: no retry
         body = await response.read() if status == 403 else b""
-        return self._pool.judge(entry, status, body, response.headers.get("Retry-After"))
+        return self._pool.judge(entry, status, body, response.headers.get("Retry-After"), run)
 
     @staticmethod
     def done(entry: PoolKey, response: aiohttp.ClientResponse) -> None:
         entry.in_flight -= 1
         response.release()
+
+    def ran(self, entry: PoolKey, response: aiohttp.ClientResponse) -> None:
+        """A scheduled run's answer was relayed: its slot goes to the next run."""
+        self.done(entry, response)
+        self.runs.give_back(entry)
 
     @staticmethod
     async def relay(

@@ -70,8 +70,14 @@ class Handlers:
         if await self.s.meter.replayed(ex, ticket):
             return
         url = self.url(route.host or RUN_HOST, route.endpoint, query)
-        failover = self.s.forwarder.failover(ex, ex.method, url, body)
-        entry, response = await self.s.meter.guard(ticket, failover)
+        scheduled = route.kind == routes.RUN  # a model run takes one of fal's slots
+        if scheduled:
+            priority = ticket.plan.priority if ticket is not None else 1
+            wait = self.s.settings.run_wait_seconds
+            call = self.s.forwarder.scheduled(ex, grant.customer_id, priority, url, body, wait)
+        else:
+            call = self.s.forwarder.failover(ex, ex.method, url, body)
+        entry, response = await self.s.meter.guard(ticket, call)
         ex.upstream = entry.name
         try:
             settled = self.s.meter.ran_response(ticket, response, entry.key.id)
@@ -79,7 +85,10 @@ class Handlers:
                 await settled
             await self.s.forwarder.relay(ex, response)
         finally:
-            self.s.forwarder.done(entry, response)
+            if scheduled:
+                self.s.forwarder.ran(entry, response)
+            else:
+                self.s.forwarder.done(entry, response)
 
     async def submit(self, ex: Exchange, route: Route, grant: KeyGrant, query: str) -> None:
         """Queue submit: recorded before answering, URLs pointed at the gateway."""
@@ -118,6 +127,9 @@ class Handlers:
         await self.s.book.record(
             request_id, grant.customer_id, grant.key_id, upstream_id, route.endpoint
         )
+        entry = self.s.pool.get(upstream_id)
+        if entry is not None:
+            self.s.outstanding.submitted(entry, request_id)
         base = ex.public_base(self.s.settings.public_url)
         return rewrite_body(payload, queue_urls(base, route.endpoint, request_id))
 
@@ -136,6 +148,8 @@ class Handlers:
         try:
             base = ex.public_base(self.s.settings.public_url)
             await completions.ended(self.s.meter, route.kind, queued.request_id, response)
+            if route.kind == routes.RESULT and response.status < 300:
+                self.s.outstanding.finished(queued.request_id, entry.key.id)
             await self._answer(
                 ex, route.kind, response, queue_urls(base, queued.endpoint, queued.request_id)
             )

@@ -20,6 +20,7 @@ from typing import Any, Final
 from nxs import __version__
 from nxs.gateway.pool import KeyPool
 
+WAIT_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATES: Final = ("active", "invalid", "suspended")
 LOOKUP_RESULTS: Final = ("found", "missing", "error")  # a store query was made
@@ -108,6 +109,13 @@ class Metrics:
         self.latencies = Histograms(LATENCY_BUCKETS)  # (key name, outcome class)
         self.figures: Counter[str] = Counter()  # FIGURES, read as this worker publishes
         self.readings: list[Callable[[], dict[str, float]]] = []  # where FIGURES come from
+        self.waiting = 0  # runs waiting for a free upstream slot now (gateway/scheduler.py)
+        self._waits = [0] * (len(WAIT_BUCKETS) + 1)
+        self._wait_sum = 0.0
+
+    def observe_wait(self, seconds: float) -> None:
+        self._waits[bisect_left(WAIT_BUCKETS, seconds)] += 1
+        self._wait_sum += seconds
 
     def observe_request(self, route: str, status: int, seconds: float = 0.0) -> None:
         self.requests[(route, status)] += 1
@@ -129,6 +137,9 @@ class Metrics:
             "figures": dict(self.figures),
             "key_lookups": dict(self.key_lookups),
             "in_flight": {entry.name: entry.in_flight for entry in pool.entries()},
+            "waiting": self.waiting,
+            "waits": self._waits,
+            "wait_sum": self._wait_sum,
         }
 
     def read_figures(self) -> None:
@@ -146,6 +157,10 @@ class Metrics:
         self.latencies.absorb(snapshot.get("latencies", []))
         self.figures.update(snapshot.get("figures", {}))
         self.key_lookups.update(snapshot["key_lookups"])
+        if "waits" in snapshot:
+            self.waiting += snapshot["waiting"]
+            self._waits = [a + b for a, b in zip(self._waits, snapshot["waits"], strict=True)]
+            self._wait_sum += snapshot["wait_sum"]
 
     def render(self, pool: KeyPool, in_flight: Counter[str] | None = None) -> bytes:
         """The Prometheus text; `in_flight` (calls per key name, summed over workers)
@@ -167,6 +182,7 @@ class Metrics:
         )
         lines.append("# TYPE nxs_upstream_latency_seconds histogram")
         lines.extend(self.latencies.lines("nxs_upstream_latency_seconds", ("key", "outcome")))
+        lines.extend(self._wait_lines())
         lines.extend(self._lookup_lines())
         lines.extend(_pool_lines(pool, in_flight))
         lines.extend(self._figure_lines())
@@ -176,6 +192,19 @@ class Metrics:
         lines = []
         for name, (kind, _) in FIGURES.items():
             lines += [f"# TYPE {name} {kind}", f"{name} {self.figures[name]:g}"]
+        return lines
+
+    def _wait_lines(self) -> list[str]:
+        lines = ["# TYPE nxs_run_queue_waiting gauge", f"nxs_run_queue_waiting {self.waiting}"]
+        name = "nxs_run_wait_seconds"
+        lines.append(f"# TYPE {name} histogram")
+        running = 0
+        for bound, count in zip(WAIT_BUCKETS, self._waits, strict=False):
+            running += count
+            lines.append(f'{name}_bucket{{le="{bound}"}} {running}')
+        lines.append(f'{name}_bucket{{le="+Inf"}} {sum(self._waits)}')
+        lines.append(f"{name}_sum {self._wait_sum:.6f}")
+        lines.append(f"{name}_count {sum(self._waits)}")
         return lines
 
     def _lookup_lines(self) -> list[str]:
@@ -202,6 +231,9 @@ def _pool_lines(pool: KeyPool, in_flight: Counter[str] | None) -> list[str]:
     for entry in entries:
         count = entry.in_flight if in_flight is None else in_flight[entry.name]
         lines.append(f'nxs_upstream_in_flight{{key="{_label(entry.name)}"}} {count}')
+    lines.append("# TYPE nxs_upstream_outstanding gauge")  # queued at fal, not yet finished
+    for entry in entries:
+        lines.append(f'nxs_upstream_outstanding{{key="{_label(entry.name)}"}} {entry.outstanding}')
     return lines
 
 

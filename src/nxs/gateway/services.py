@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -25,17 +26,19 @@ from nxs.gateway.key_lookup import KeyLookup
 from nxs.gateway.metering import Meter
 from nxs.gateway.metrics import Metrics
 from nxs.gateway.metrics_share import PUBLISH_SECONDS, SharedMetrics
+from nxs.gateway.outstanding import Outstanding
 from nxs.gateway.pool import KeyPool, PoolKey
 from nxs.gateway.proxy import QUEUE_HOST, REST_HOSTS, RUN_HOST
 from nxs.gateway.queue import QueueBook
 from nxs.gateway.realtime import RealtimeBridge
 from nxs.gateway.realtime_meter import RealtimeBilling
 from nxs.gateway.routes import Router
+from nxs.gateway.scheduler import RunQueue, SharedSlots
 from nxs.gateway.shared_cooldowns import SYNC_SECONDS, SharedCooldowns
 from nxs.gateway.webhooks import Webhooks
 from nxs.state.backends import open_state
 from nxs.state.interface import State
-from nxs.state.leases import run_lease_seconds
+from nxs.state.leases import queued_lease_seconds, run_lease_seconds
 from nxs.state.memory import InProcessState
 from nxs.store import claims
 from nxs.store.database import parse_url
@@ -50,6 +53,8 @@ HOSTS: Final = (RUN_HOST, QUEUE_HOST, *sorted(REST_HOSTS))
 PROBE_PATH: Final = "fal-ai/any-model/requests/00000000-0000-0000-0000-000000000000/status"
 Snapshot = tuple[dict[str, KeyGrant], list[UpstreamKey], BillingSnapshot | None, list[str]]
 PROBE_JOB: Final = "probe-suspended-keys"  # one prober per cluster (a job lease)
+NOTE_SECONDS: Final = 5.0  # a key's same last error is written to the store this often
+SWEEP_SECONDS: Final = 5.0
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Services:
     metrics: Metrics
     shared_metrics: SharedMetrics  # /metrics: the sum over this replica's workers
     forwarder: Forwarder
+    outstanding: Outstanding  # queued requests per upstream key, not yet finished at fal
     offload: Offload  # the store calls of this worker: inline on SQLite, threads on PostgreSQL
     webhooks: Webhooks = field(init=False)  # relay; `webhooks.completions` settles
     realtime: RealtimeBridge = field(init=False)  # `realtime.meter` counts sessions
@@ -78,6 +84,7 @@ class Services:
     holder: str = field(default_factory=claims.holder_id)  # this process, in job leases
     listener: VersionListener | None = None  # PostgreSQL's change notices
     _noticed_poll: asyncio.Task[None] | None = None
+    _noted: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -101,9 +108,14 @@ class Services:
             offload=offload,
             metrics=metrics,
             shared_metrics=SharedMetrics(metrics, settings.metrics_dir),
-            forwarder=Forwarder(session, pool, metrics),
+            forwarder=Forwarder(
+                session, pool, metrics, RunQueue(pool, settings.run_wait_seconds, metrics)
+            ),
+            outstanding=Outstanding(pool, queued_lease_seconds()),
         )
+        pool.on_note = services.note
         services.webhooks = Webhooks(settings, store, session, offload)
+        services.webhooks.on_finished = services.outstanding.finished
         services.realtime = RealtimeBridge.open(
             settings, session, pool, services.auth, services.router, services.webhooks.signing_key
         )
@@ -124,8 +136,12 @@ class Services:
             asyncio.create_task(services._every(settings.refresh_seconds, services.poll)),
             asyncio.create_task(services._every(settings.probe_seconds, services.probe)),
             asyncio.create_task(services._every(PUBLISH_SECONDS, services.publish_metrics)),
+            asyncio.create_task(services._every(SWEEP_SECONDS, services.outstanding.sweep)),
         ]
         if not isinstance(services.state, InProcessState):  # other workers see this one's 429s
+            run_lease = run_lease_seconds(settings.upstream_timeout_seconds)
+            services.forwarder.runs.shared = SharedSlots(services.state, run_lease)
+            services.outstanding.shared = services.state
             cooldowns = SharedCooldowns(services.state, pool)
             cooldowns.attach()
             sync = services._every(SYNC_SECONDS, cooldowns.sync)
@@ -159,12 +175,36 @@ class Services:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.forwarder.runs.close()
         await self.webhooks.stop()
         await self.meter.stop()
         await self.state.close()
         await self.session.close()
         self.offload.close()
         self.store.close()
+
+    def note(self, key_id: str, error: str) -> None:
+        """Keep a key's last error in the store (off the event loop; the same error at
+        most every `NOTE_SECONDS`, so a burst of 429s costs one write)."""
+        now = time.monotonic()
+        last = self._noted.get(key_id)
+        if last is not None and last[0] == error and now - last[1] < NOTE_SECONDS:
+            return
+        self._noted[key_id] = (error, now)
+        self.offload.spawn(self.store.note_upstream_error, key_id, error, time.time())
+
+    def live(self, key_id: str) -> dict[str, float | int] | None:
+        """An upstream key as this worker's pool sees it (the admin API shows it)."""
+        entry = self.pool.get(key_id)
+        if entry is None:
+            return None
+        now = time.monotonic()
+        return {
+            "limit": entry.limit(now),
+            "in_flight": entry.running,
+            "outstanding": entry.outstanding,
+            "cooldown_seconds": round(entry.cooldown_left(now), 3),
+        }
 
     def publish_metrics(self) -> None:
         """Hand this worker's counters to the replica's /metrics (`metrics_share`)."""

@@ -7,6 +7,7 @@ NXS's public keys at `GET /.well-known/jwks.json`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
@@ -54,6 +55,7 @@ class Webhooks:
         self._offload = offload
         self._enabled = settings.public_url is not None
         self.completions: CompletionHook = NoSettlement()  # billing sets its settlement here
+        self.on_finished: Callable[[str], None] | None = None  # the pool's outstanding count
         config = RelayConfig.from_settings(settings)
         self.relay = Relay(
             store.database,
@@ -65,6 +67,8 @@ class Webhooks:
         )
 
     async def _complete(self, completion: Completion) -> None:
+        if self.on_finished is not None:
+            self.on_finished(completion.request_id)
         await self.completions(completion)
 
     @property

@@ -28,6 +28,7 @@ from nxs.portal.schema import PORTAL_NAME, PORTAL_STATEMENTS
 from nxs.relay.schema import RELAY_NAME, RELAY_STATEMENTS
 from nxs.store.claims import LEASES_NAME, LEASES_STATEMENTS
 from nxs.store.database import Database, DatabaseError
+from nxs.store.schema_scheduler import SCHEDULER_NAME, SCHEDULER_STATEMENTS
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, OPERATORS_NAME, OPERATORS_STATEMENTS),  # issue 14 owns 12: lead renumbers
     Migration(10, PORTAL_NAME, PORTAL_STATEMENTS),  # issue 13b owns 11: lead renumbers
     Migration(11, CATALOGUE_NAME, CATALOGUE_STATEMENTS),  # issue 12 owns 10: lead renumbers
+    Migration(12, SCHEDULER_NAME, SCHEDULER_STATEMENTS),  # issue 11 owns 9: lead renumbers
 )
 
 

@@ -52,6 +52,9 @@ class UpstreamKey:
     state: UpstreamState
     state_reason: str | None
     created_at: float
+    concurrency: int = 2  # fal's per-account limit (fal starts accounts at 2)
+    last_error: str | None = None
+    last_error_at: float | None = None
 
     @property
     def masked(self) -> str:

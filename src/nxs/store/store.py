@@ -160,11 +160,27 @@ class Store:
 
     # -- upstream keys ----------------------------------------------------------
 
-    def add_upstream(self, name: str, secret: str, weight: int = 1) -> UpstreamKey:
+    def add_upstream(
+        self, name: str, secret: str, weight: int = 1, concurrency: int = 2
+    ) -> UpstreamKey:
         with self._db.transaction():
-            key = upstream.add(self._db, self._box, name, secret, weight)
+            key = upstream.add(self._db, self._box, name, secret, weight, concurrency)
             self._bump()
         return key
+
+    def set_upstream(
+        self, name: str, *, weight: int | None = None, concurrency: int | None = None
+    ) -> UpstreamKey:
+        """Change a key's weight and/or concurrency; running gateways pick it up."""
+        with self._db.transaction():
+            key = upstream.update(self._db, self._box, name, weight=weight, concurrency=concurrency)
+            self._bump()
+        return key
+
+    def note_upstream_error(self, key_id: str, error: str, at: float) -> None:
+        """Keep a key's last error for `nxs upstream list` (nothing for gateways to reload)."""
+        with self._db.transaction():
+            upstream.note_error(self._db, key_id, error, at)
 
     def list_upstream(self) -> list[UpstreamKey]:
         return upstream.list_all(self._db, self._box)

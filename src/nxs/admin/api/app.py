@@ -29,6 +29,7 @@ from nxs.admin.api.context import (
     AdminContext,
     AdminDisabled,
     InvalidAdminToken,
+    LiveUpstream,
     require_admin,
     token_matches,
 )
@@ -67,7 +68,7 @@ def is_admin_path(path: str) -> bool:
     return path == "/admin" or path.startswith("/admin/")
 
 
-def build(settings: Settings, store: Store) -> FastAPI:
+def build(settings: Settings, store: Store, live: LiveUpstream | None = None) -> FastAPI:
     """The FastAPI app itself (no token gate in front: see `AdminApi`)."""
     app = FastAPI(
         title="NXS admin API",
@@ -79,7 +80,7 @@ def build(settings: Settings, store: Store) -> FastAPI:
         openapi_url=OPENAPI_URL,
         redoc_url=None,
     )
-    app.state.context = AdminContext(settings, store)
+    app.state.context = AdminContext(settings, store, live)
     errors.install(app)
     for routes in ROUTERS:
         app.include_router(
@@ -94,10 +95,10 @@ def build(settings: Settings, store: Store) -> FastAPI:
 class AdminApi:
     """The mounted app: 403 for everything while disabled, else FastAPI."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, live: LiveUpstream | None = None) -> None:
         self.enabled = bool(settings.admin_token)
         self.token = settings.admin_token or ""
-        self.app = build(settings, store)
+        self.app = build(settings, store, live)
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if not self.enabled:
@@ -125,8 +126,8 @@ class AdminApi:
         return False
 
 
-def admin_app(settings: Settings, store: Store) -> AdminApi:
-    return AdminApi(settings, store)
+def admin_app(settings: Settings, store: Store, live: LiveUpstream | None = None) -> AdminApi:
+    return AdminApi(settings, store, live)
 
 
 def _error_responses() -> dict[int | str, dict[str, Any]]:

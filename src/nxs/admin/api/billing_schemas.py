@@ -39,6 +39,9 @@ class PlanCreate(Strict):
         default=None, description='allowed endpoint globs, e.g. ["fal-ai/flux/*"]; none = all'
     )
     multiplier: Amount = Field(default="1", description='price multiplier, e.g. "1.25"')
+    priority: StrictInt = Field(
+        default=1, description="weight of its customers' turns while runs wait for a slot"
+    )
 
 
 class PlanUpdate(Strict):
@@ -50,6 +53,7 @@ class PlanUpdate(Strict):
     max_in_flight: StrictInt | None = None
     endpoints: list[str] | str | None = None
     multiplier: Amount = "1"
+    priority: StrictInt = 1
 
 
 class PlanOut(BaseModel):
@@ -60,6 +64,7 @@ class PlanOut(BaseModel):
     max_in_flight: int | None
     endpoints: list[str]
     multiplier: str
+    priority: int
 
 
 class SubscriptionSet(Strict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from nxs.config import Settings
 from nxs.errors import Forbidden, InvalidApiKey
 from nxs.store.store import Store
 
+LiveUpstream = Callable[[str], dict[str, float | int] | None]  # key id → live counters
 BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="AdminToken",
@@ -40,6 +42,11 @@ class InvalidAdminToken(InvalidApiKey):
 class AdminContext:
     settings: Settings
     store: Store
+    live: LiveUpstream | None = None  # the gateway pool's live view of an upstream key
+
+
+def live_upstream(request: Request) -> LiveUpstream | None:
+    return context(request).live
 
 
 def context(request: Request) -> AdminContext:

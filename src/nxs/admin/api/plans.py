@@ -106,6 +106,7 @@ def plan_out(plan: Plan) -> PlanOut:
         max_in_flight=plan.max_in_flight,
         endpoints=list(plan.endpoints),
         multiplier=_decimal(plan.multiplier),
+        priority=plan.priority,
     )
 
 
@@ -132,6 +133,7 @@ def _plan(name: str, body: PlanCreate | PlanUpdate) -> Plan:
         max_in_flight=body.max_in_flight,
         endpoints=body.endpoints,
         multiplier=body.multiplier,
+        priority=body.priority,
     )
 
 
@@ -151,6 +153,7 @@ def _plan_detail(plan: Plan) -> audit.Detail:
         "max_in_flight": plan.max_in_flight,
         "endpoints": ",".join(plan.endpoints),
         "multiplier": _decimal(plan.multiplier),
+        "priority": plan.priority,
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nxs.store.ids import NAME_PATTERN
-from nxs.store.upstream import MAX_SECRET_LENGTH, MAX_WEIGHT
+from nxs.store.upstream import MAX_CONCURRENCY, MAX_SECRET_LENGTH, MAX_WEIGHT
 
 NAME_FIELD = Field(
     pattern=f"^{NAME_PATTERN.pattern}$",
@@ -61,6 +61,9 @@ class UpstreamCreate(Strict):
         description="the fal key (KEY_ID:KEY_SECRET); stored encrypted, never shown again",
     )
     weight: int = Field(default=1, ge=1, le=MAX_WEIGHT, description="share of traffic")
+    concurrency: int = Field(
+        default=2, ge=1, le=MAX_CONCURRENCY, description="requests fal runs at once (fal: 2+)"
+    )
 
     @field_validator("secret")
     @classmethod
@@ -71,14 +74,29 @@ class UpstreamCreate(Strict):
         return secret
 
 
+class UpstreamSet(Strict):
+    weight: int | None = Field(default=None, ge=1, le=MAX_WEIGHT, description="share of traffic")
+    concurrency: int | None = Field(
+        default=None, ge=1, le=MAX_CONCURRENCY, description="requests fal runs at once"
+    )
+
+
 class UpstreamOut(BaseModel):
     id: str
     name: str
     key: str = Field(description="the fal key, masked (first and last 4 characters)")
     weight: int
+    concurrency: int = Field(description="configured: requests fal runs at once for it")
     state: Literal["active", "invalid", "suspended"]
     reason: str | None
     created_at: str
+    last_error: str | None
+    last_error_at: str | None
+    live: dict[str, float | int] | None = Field(
+        default=None,
+        description="as this gateway worker sees it: learned limit, runs in flight, requests"
+        " outstanding at fal, cooldown seconds left (absent when not served by a gateway)",
+    )
 
 
 class AuditEntryOut(BaseModel):
