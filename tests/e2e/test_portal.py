@@ -254,7 +254,13 @@ def test_subscription_events_move_the_plan_and_calls_follow(
 ) -> None:
     deployment = portal.deployment
     deployment.nxs("plans", "create", "pro")
-    deployment.nxs("plans", "update", "pro", "--stripe-price", "price_pro_monthly")
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    priced = portal.client.put(
+        portal.url + "/admin/v1/plans/pro/stripe-price",
+        json={"price": "price_pro_monthly"},
+        headers=headers,
+    )
+    assert priced.json() == {"plan": "pro", "price": "price_pro_monthly"}
     client = signed_up(browsers, portal, "sub-1")
     key = make_key(client, "sub-key")
     checkout = client.submit("/portal/billing", "/portal/billing/subscribe", {"plan": "pro"})

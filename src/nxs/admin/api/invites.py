@@ -1,7 +1,7 @@
-"""`/admin/v1/customers/{name}/invites`: a one-time portal sign-up link for a customer.
-
-The link's token is in this answer only (the store keeps its SHA-256); it is written with
-its audit entry in one transaction.
+"""The portal's admin routes: `POST /admin/v1/customers/{name}/invites` (a one-time
+sign-up link, in this answer only: the store keeps its SHA-256) and `PUT
+/admin/v1/plans/{name}/stripe-price` (sell a plan through Stripe). Each change is written
+with its audit entry in one transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from nxs.admin import audit
 from nxs.admin.api.context import StoreDep, context
-from nxs.portal import accounts
+from nxs.portal import accounts, stripe
 from nxs.portal.cli import DEFAULT_BASE_URL
 
 
@@ -40,6 +40,26 @@ def create_invite(name: str, body: InviteCreate, store: StoreDep, request: Reque
     )
 
 
+class StripePriceIn(BaseModel):
+    price: str | None = Field(
+        default=None, max_length=100, description="a Stripe price id (price_…); null: not sold"
+    )
+
+
+class StripePriceOut(BaseModel):
+    plan: str
+    price: str | None
+
+
+def set_stripe_price(name: str, body: StripePriceIn, store: StoreDep) -> StripePriceOut:
+    """Sell the plan in the portal at this Stripe price (null stops selling it)."""
+    with store.database.transaction():
+        stripe.set_plan_price(store.database, name, body.price)
+        price = stripe.plan_price(store.database, name)
+        audit.record(store.database, audit.API, "plans.stripe_price", name, {"price": price or ""})
+    return StripePriceOut(plan=name, price=price)
+
+
 def routes() -> APIRouter:
     router = APIRouter()
     router.add_api_route(
@@ -48,5 +68,8 @@ def routes() -> APIRouter:
         methods=["POST"],
         status_code=201,
         tags=["customers"],
+    )
+    router.add_api_route(
+        "/plans/{name}/stripe-price", set_stripe_price, methods=["PUT"], tags=["plans"]
     )
     return router
