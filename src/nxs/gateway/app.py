@@ -15,7 +15,7 @@ from nxs.admin.api import AdminApi, admin_app, is_admin_path
 from nxs.config import Settings
 from nxs.console.app import console_app, is_console_path
 from nxs.errors import MethodNotAllowed, NotFound, NxsError
-from nxs.gateway import routes
+from nxs.gateway import routes, shutdown
 from nxs.gateway.accesslog import AccessLog
 from nxs.gateway.edge import Edge
 from nxs.gateway.exchange import ClientGone, Exchange, Scope
@@ -29,6 +29,7 @@ from nxs.platform.app import PlatformApi, is_platform_path, platform_app
 from nxs.portal.app import is_portal_path, portal_app
 
 LOG = logging.getLogger("nxs.gateway")
+REALTIME_STOP_SECONDS = 2.0  # at SIGTERM: longest wait for realtime sessions to close
 PUBLIC = frozenset({routes.HEALTH, routes.READY, routes.METRICS, routes.FAL_WEBHOOK, routes.JWKS})
 
 
@@ -86,6 +87,7 @@ class Gateway:
                     return
                 self.handlers = Handlers(self.services)
                 self.services.metrics.readings.append(self._figures)
+                shutdown.before_stopping(self.before_stopping)
                 self.admin = admin_app(self.settings, self.services.store, self.services.live)
                 self.portal = portal_app(self.settings, self.services.store)
                 self.platform = platform_app(self.services)
@@ -98,6 +100,11 @@ class Gateway:
                 logs.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def before_stopping(self) -> None:
+        """At SIGTERM, before uvicorn stops accepting: realtime sessions end with 1001."""
+        if self.services is not None:
+            await self.services.realtime.stop_sessions(REALTIME_STOP_SECONDS)
 
     def _figures(self) -> dict[str, float]:
         """This worker's figures for /metrics (`metrics.FIGURES`)."""

@@ -6,8 +6,10 @@ frames pass both ways as they come; oversized frames close with 1009, idle ones 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, urlencode
 
@@ -60,6 +62,12 @@ class NoRealtimeMetering:
         return None
 
 
+class ShuttingDown(NxsError):
+    """A session asked for while this worker stops."""
+
+    status, error_type, detail = 503, "shutting_down", "Server shutting down"
+
+
 class RealtimeBridge:
     """The WebSocket side of the gateway; `active` counts open sessions in this worker."""
 
@@ -78,6 +86,15 @@ class RealtimeBridge:
         self._run_base = settings.upstream_base(RUN_HOST)
         self._token_url = settings.upstream_base("rest.fal.ai") + "/tokens/"
         self.active = 0
+        self.stopping = asyncio.Event()  # set at SIGTERM: every session closes with 1001
+
+    async def stop_sessions(self, seconds: float) -> None:
+        """Close every session (fal's socket first, then the client's with 1001) and wait
+        up to `seconds` for them to be gone; sessions arriving meanwhile are refused."""
+        self.stopping.set()
+        deadline = time.monotonic() + seconds
+        while self.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     @classmethod
     def open(
@@ -102,6 +119,8 @@ class RealtimeBridge:
         if (await receive())["type"] != "websocket.connect":
             return
         try:
+            if self.stopping.is_set():
+                raise ShuttingDown()
             customer_id, key_id, endpoint = await self._authorize(scope)
             session = await self.meter.opened(customer_id, key_id, endpoint)
         except NxsError as error:
@@ -116,7 +135,7 @@ class RealtimeBridge:
         await send({"type": "websocket.accept"})
         self.active += 1
         counter = ResultCounter(send)
-        pump = Pump(receive, counter, upstream, self._settings)
+        pump = Pump(receive, counter, upstream, self._settings, self.stopping)
         try:
             await self.meter.connected(session, entry.key.id)
             await pump.run()

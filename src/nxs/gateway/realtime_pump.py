@@ -1,6 +1,7 @@
 """One bridged realtime session: frames pumped between the client's ASGI WebSocket and
-fal's aiohttp WebSocket until either side closes, a frame is too large (1009) or no
-frame has passed for the idle limit (1001). The upstream socket is always closed.
+fal's aiohttp WebSocket until either side closes, a frame is too large (1009), no frame
+has passed for the idle limit (1001) or the worker is stopping (1001, once fal's socket is
+closed). The upstream socket is always closed.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ class Pump:
         send: Any,
         upstream: aiohttp.ClientWebSocketResponse,
         settings: Settings,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self._receive, self._send, self._upstream = receive, send, upstream
+        self._stopping = stopping or asyncio.Event()
         self._limit = settings.realtime_max_frame_bytes
         self._idle = settings.realtime_idle_seconds
         self._started = self._last = time.monotonic()
@@ -43,6 +46,7 @@ class Pump:
             asyncio.ensure_future(self._from_client()),
             asyncio.ensure_future(self._from_upstream()),
             asyncio.ensure_future(self._watch_idle()),
+            asyncio.ensure_future(self._watch_stop()),
         ]
         close: Close = None
         try:
@@ -94,6 +98,10 @@ class Pump:
             if remaining <= 0:
                 return GOING_AWAY, f"Idle for {self._idle:g} s"
             await asyncio.sleep(remaining)
+
+    async def _watch_stop(self) -> Close:
+        await self._stopping.wait()
+        return GOING_AWAY, "Server shutting down"
 
     def _touch(self) -> None:
         self._last = time.monotonic()

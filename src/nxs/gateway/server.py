@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -125,7 +127,7 @@ def _run_uvicorn(options: ServeOptions) -> None:
         backlog=4096,
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,
-        timeout_graceful_shutdown=int(options.graceful_seconds),
+        timeout_graceful_shutdown=math.ceil(options.graceful_seconds),
         proxy_headers=False,
         server_header=False,
         date_header=False,
@@ -137,6 +139,9 @@ def _run_uvicorn(options: ServeOptions) -> None:
         Multiprocess(config, sockets=sockets).run()
         return
     server = uvicorn.Server(config)
+    # uvicorn raises the signal that stopped it again once it has shut down; a SIGTERM
+    # that drained cleanly then ends the process with status 0, not by the signal.
+    signal.signal(signal.SIGTERM, lambda number, frame: None)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=sockets)
     if not server.started:
