@@ -7,15 +7,15 @@ viewer refused. With `NXS_SCREENSHOTS=docs/screenshots` it saves every page's sc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page
-from tests.e2e.conftest import GOOD_KEY, DatabaseEnv, Deployment, Gateway, eventually, launch
+from tests.e2e.conftest import GOOD_KEY, DatabaseEnv, Deployment, Gateway, eventually
 from tests.support.browser import chromium, screenshot_folder
-from tests.support.servers import RunningServer
+from tests.support.receiver import WebhookReceiver
+from tests.support.servers import RunningServer, free_port, start_nxs
 
 ADMIN_TOKEN = "console-test-admin-token"
 PASSWORD = "correct horse battery"
@@ -27,12 +27,16 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, instant_fal: RunningServer, database_env: DatabaseEnv
 ) -> Deployment:
     folder = tmp_path_factory.mktemp("console")
+    port = free_port()
     env = {
         **database_env(folder),
         "NXS_UPSTREAM_URL": instant_fal.url,
         "NXS_REFRESH_SECONDS": "0.2",
         "NXS_PROBE_SECONDS": "3600",
         "NXS_ADMIN_TOKEN": ADMIN_TOKEN,
+        "NXS_PUBLIC_URL": f"http://127.0.0.1:{port}",  # turns the webhook relay on
+        "NXS_WEBHOOK_ALLOW_PRIVATE": "true",
+        "NXS_WEBHOOK_RETRY_DELAYS": "0.2,3600",
     }
     deployment = Deployment(folder, env, instant_fal)
     deployment.add_upstream("main", GOOD_KEY)
@@ -48,8 +52,12 @@ def deployment(
 
 
 @pytest.fixture(scope="module")
-def gateway(deployment: Deployment, tls_files: dict[str, Path]) -> Iterator[Gateway]:
-    running = launch(deployment, tls_files)
+def gateway(deployment: Deployment) -> Iterator[Gateway]:
+    """The gateway on the port its NXS_PUBLIC_URL names (fal's webhooks come back to it)."""
+    port = int(deployment.env["NXS_PUBLIC_URL"].rsplit(":", 1)[1])
+    log = deployment.folder / "gateway.log"
+    server = start_nxs(["serve", "--port", str(port)], port=port, log_path=log, env=deployment.env)
+    running = Gateway(server, deployment, httpx.Client(timeout=30))
     yield running
     running.client.close()
     running.server.stop()
@@ -190,6 +198,37 @@ def test_a_portal_session_and_a_console_session_never_open_each_others_pages(
     page.goto(f"{gateway.url}/portal/overview")
     assert page.url == f"{gateway.url}/portal/sign-in"
     customer.close()
+
+
+def test_webhook_deliveries_show_their_attempts(page: Page, gateway: Gateway) -> None:
+    customer = gateway.customer("hooked")
+    with WebhookReceiver() as receiver:
+        delivered = submit_with_webhook(gateway, customer.key, receiver.url)
+        failing = submit_with_webhook(gateway, customer.key, "http://127.0.0.1:9/hook")
+        assert eventually(lambda: attempts(gateway, delivered) >= 1)
+        assert eventually(lambda: attempts(gateway, failing) >= 1)
+    sign_in(page, gateway, "olga")
+    page.goto(f"{gateway.url}/console/webhooks")
+    rows = {
+        row.get_attribute("data-request"): row.locator(".badge").inner_text()
+        for row in page.locator("#deliveries tbody tr").all()
+    }
+    assert (rows[delivered], rows[failing]) == ("delivered", "pending")
+    failed = page.locator(f"tr[data-request='{failing}'] .attempt").first.inner_text()
+    assert failed.startswith("#1 ") and "HTTP" not in failed
+
+
+def attempts(gateway: Gateway, request_id: str) -> int:
+    query = "SELECT COUNT(*) AS n FROM relay_attempts a JOIN relay_deliveries d"
+    query += " ON d.id = a.delivery_id WHERE d.request_id = ?"
+    return int(gateway.deployment.rows(query, request_id)[0]["n"])
+
+
+def submit_with_webhook(gateway: Gateway, key: str, target: str) -> str:
+    path = f"/queue/fal-ai/flux/dev?fal_webhook={target}"
+    answer = gateway.request("POST", path, key, json={"prompt": "a lighthouse"})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["request_id"])
 
 
 def test_admin_token_signs_in_and_a_form_without_csrf_is_refused(
