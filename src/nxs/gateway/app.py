@@ -106,7 +106,7 @@ class Gateway:
         if self.services is not None:
             await self.services.realtime.stop_sessions(REALTIME_STOP_SECONDS)
 
-    def _figures(self) -> dict[str, float]:
+    def _figures(self) -> dict[str, int]:
         """This worker's figures for /metrics (`metrics.FIGURES`)."""
         services = self.services
         if services is None:
@@ -115,6 +115,10 @@ class Gateway:
             "nxs_realtime_sessions": services.realtime.active,
             "nxs_ledger_writer_outage": int(services.meter.writer.outage),
             "nxs_log_lines_dropped_total": self.access_log.dropped,
+            **{
+                f"nxs_webhook_deliveries_{outcome}_total": count
+                for outcome, count in services.webhooks.relay.deliveries.items()
+            },
         }
 
     async def handle(self, ex: Exchange) -> None:

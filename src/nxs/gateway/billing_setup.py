@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -59,14 +60,17 @@ def start_billing(services: Services) -> None:
         max_checks=settings.reconcile_max_checks,
         reservation_ttl=settings.reservation_ttl_seconds,
     )
-    services.tasks.append(asyncio.create_task(_reconcile(reconciler, meter)))
+    figures = services.metrics.figures
+    services.tasks.append(asyncio.create_task(_reconcile(reconciler, meter, figures)))
 
 
-async def _reconcile(reconciler: Reconciler, meter: Meter) -> None:
+async def _reconcile(reconciler: Reconciler, meter: Meter, figures: Counter[str]) -> None:
+    """Every RECONCILE_SECONDS: sweep, then a reconciler round (counted for /metrics)."""
     while True:
         await asyncio.sleep(RECONCILE_SECONDS)
         try:
             meter.sweep()
-            await reconciler.tick()
+            figures["nxs_reconciler_rows_checked_total"] += await reconciler.tick()
         except Exception:
+            figures["nxs_reconciler_failures_total"] += 1
             LOG.exception("reconciler tick failed")

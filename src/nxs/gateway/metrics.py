@@ -40,6 +40,20 @@ FIGURES: Final = {
         "counter",
         "Access-log lines dropped because stdout's reader fell behind.",
     ),
+    "nxs_reconciler_rows_checked_total": (
+        "counter",
+        "Ledger rows the reconciler asked fal about.",
+    ),
+    "nxs_reconciler_failures_total": ("counter", "Reconciler rounds that failed."),
+    "nxs_webhook_deliveries_delivered_total": ("counter", "Webhook deliveries answered 2xx."),
+    "nxs_webhook_deliveries_will_retry_total": (
+        "counter",
+        "Webhook delivery attempts that failed and are retried later.",
+    ),
+    "nxs_webhook_deliveries_gave_up_total": (
+        "counter",
+        "Webhook deliveries given up after the last retry.",
+    ),
 }
 HELP: Final = {
     "nxs_build_info": "The running NXS: version and Python, value 1.",
@@ -108,7 +122,7 @@ class Metrics:
         self.durations = Histograms(DURATION_BUCKETS)  # (route, status class)
         self.latencies = Histograms(LATENCY_BUCKETS)  # (key name, outcome class)
         self.figures: Counter[str] = Counter()  # FIGURES, read as this worker publishes
-        self.readings: list[Callable[[], dict[str, float]]] = []  # where FIGURES come from
+        self.readings: list[Callable[[], dict[str, int]]] = []  # where FIGURES come from
         self.waiting = 0  # runs waiting for a free upstream slot now (gateway/scheduler.py)
         self._waits = [0] * (len(WAIT_BUCKETS) + 1)
         self._wait_sum = 0.0
@@ -145,7 +159,8 @@ class Metrics:
     def read_figures(self) -> None:
         """Take this worker's FIGURES from their sources."""
         for reading in self.readings:
-            self.figures.update(reading())
+            for name, value in reading().items():
+                self.figures[name] = value  # a reading is a total: it replaces
 
     def absorb(self, snapshot: dict[str, Any]) -> None:
         """Add another worker's counters (from `snapshot()`) to these."""

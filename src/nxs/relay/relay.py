@@ -129,6 +129,11 @@ class Relay:
         )
         self._worker.start()
 
+    @property
+    def deliveries(self) -> dict[str, int]:
+        """Delivery attempts by outcome (delivered, will_retry, gave_up) in this process."""
+        return dict(self._worker.outcomes) if self._worker is not None else {}
+
     async def stop(self) -> None:
         """Stop the worker (unsent rows stay pending) and close the sessions it opened."""
         if self._worker is not None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import aiohttp
@@ -50,6 +51,7 @@ class DeliveryWorker:
         self._session = session
         self._config = config
         self._wakeup = asyncio.Event()
+        self.outcomes: Counter[str] = Counter()  # attempts by outcome, for /metrics
         self._inflight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -120,6 +122,7 @@ class DeliveryWorker:
             logger.warning("webhook delivery %s not recorded: %s", delivery.id, exc.detail)
             return
         outcome = "delivered" if delivered else ("gave up" if retry_in is None else "will retry")
+        self.outcomes[outcome.replace(" ", "_")] += 1
         logger.info(
             "webhook delivery %s for request %s: attempt %d %s (%s)",
             delivery.id,
