@@ -310,3 +310,20 @@ def test_without_stripe_there_are_no_billing_buttons(
         plain.url + "/webhooks/stripe", content=payload, headers={"Stripe-Signature": header}
     )
     assert answer.status_code == 404
+
+
+def test_a_new_invitation_resets_the_password_and_signs_out_old_sessions(
+    browsers: Browsers, portal: Gateway
+) -> None:
+    old = signed_up(browsers, portal, "reset-1")
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    again = portal.client.post(
+        portal.url + "/admin/v1/customers/reset-1/invites",
+        json={"email": "reset-1@example.com"},
+        headers=headers,
+    )
+    fresh = browsers(portal)
+    assert fresh.sign_up(again.json()["link"], password="a brand new password").status_code == 303
+    assert old.get("/portal/overview").headers["location"] == "/portal/sign-in"
+    wrong = {"account": "reset-1@example.com", "password": "correct horse battery"}
+    assert browsers(portal).submit("/portal/sign-in", "/portal/sign-in", wrong).status_code == 401

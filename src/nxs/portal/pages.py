@@ -156,6 +156,7 @@ class Pages:
                 error=str(error.detail),
                 name=form.get("name", ""),
             )
+        await self.site.call(self.site.sessions.close_all, account.customer_id)  # a reset
         return await self.site.sign_in(request, account.customer_id, f"{self.site.prefix}/overview")
 
     # -- pages -------------------------------------------------------------------------
