@@ -40,6 +40,8 @@ from bench.run import (
     wrk,
 )
 
+METRICS_TOKEN = secrets.token_urlsafe(16)  # /metrics on the customer port wants it
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 SCRIPTS = {
     "known": BENCH / "post.lua",
     "unknown-random": BENCH / "unknown_keys.lua",
@@ -84,6 +86,7 @@ def start(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[list[Contend
         "NXS_SECRET_KEY_FILE": str(tmp / "nxs.secret"),
         "NXS_UPSTREAM_URL": upstream,
         "NXS_BILLING": "off",
+        "NXS_METRICS_TOKEN": METRICS_TOKEN,
     }
     nxs(env, "upstream", "add", "pool", stdin="upstream-secret-key\n")
     nxs(env, "customers", "create", "bench")
@@ -116,7 +119,8 @@ def rounds(contenders: list[Contender], count: int, seconds: float) -> list[Samp
 
 def store_lookups(gateway: str) -> dict[str, int]:
     """The gateway's key-lookup counters: queries made by result, refusals without one."""
-    with urllib.request.urlopen(gateway + "/metrics", timeout=5) as response:
+    scrape = urllib.request.Request(gateway + "/metrics", headers=METRICS_AUTH)
+    with urllib.request.urlopen(scrape, timeout=5) as response:
         text = response.read().decode()
     pattern = r'^nxs_auth_(?:store_lookups|lookups_skipped)_total\{\w+="(\w+)"\} (\d+)$'
     return {name: int(count) for name, count in re.findall(pattern, text, re.M)}

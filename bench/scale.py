@@ -56,6 +56,7 @@ from tests.support.postgres_server import PostgresServer, start_postgres
 from tests.support.redis_server import RedisServer, start_redis
 
 PLANS = ("metered", "prepaid", "rpm")
+METRICS_TOKEN = secrets.token_urlsafe(16)  # /metrics on the customer port wants it
 BACKENDS = ("sqlite", "pg")
 NEVER_REFUSES = str(10**9)  # rpm: every request runs the limits path, none is refused
 SCRIPT_CALLS = ("evalsha", "eval")
@@ -210,7 +211,11 @@ def start(
     procs.append(spawn(["nginx", "-p", str(tmp), "-c", str(conf)], cpu=1, log=tmp / "ng.log"))
     upstream = f"http://127.0.0.1:{upstream_port}"
     wait_ready(upstream + "/healthz")
-    common = {"NXS_UPSTREAM_URL": upstream, "NXS_ACCESS_LOG": "false"}
+    common = {
+        "NXS_UPSTREAM_URL": upstream,
+        "NXS_ACCESS_LOG": "false",
+        "NXS_METRICS_TOKEN": METRICS_TOKEN,
+    }
     envs = {
         "sqlite": {
             **common,
@@ -325,7 +330,10 @@ def requests_served(gateway: str) -> int:
 
 
 def metrics(gateway: str) -> str:
-    with urllib.request.urlopen(gateway + "/metrics", timeout=5) as response:
+    scrape = urllib.request.Request(
+        gateway + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(scrape, timeout=5) as response:
         text: str = response.read().decode()
     return text
 
