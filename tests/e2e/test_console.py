@@ -161,6 +161,15 @@ def test_disabling_a_failing_key_changes_the_pool_page(page: Page, gateway: Gate
     assert gateway.deployment.upstream_states() == {"main": "active", "shaky": "invalid"}
 
 
+def test_pricing_sync_button_imports_fals_prices(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway, "olga")
+    page.goto(f"{gateway.url}/console/plans")
+    page.get_by_role("button", name="Sync prices from fal").last.click()
+    assert page.locator("[role=status]").inner_text().startswith("Imported ")
+    synced = "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'pricing.sync'"
+    assert gateway.deployment.rows(synced) == [{"n": 2}]  # the admin API's and the console's
+
+
 def test_a_viewer_is_refused_a_change(page: Page, gateway: Gateway) -> None:
     sign_in(page, gateway, "vic")
     page.goto(f"{gateway.url}/console/customers/bolt")

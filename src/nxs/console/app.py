@@ -8,6 +8,7 @@ CSRF token and then the role (a viewer changes nothing) before any action runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from nxs.store.store import Store
 from nxs.web.sessions import Session
 from nxs.web.site import STATIC_PATH, Site
 
+LOG = logging.getLogger("nxs.console")
 PREFIX: Final = "/console"
 TOKEN_SUBJECT: Final = "admin-token"  # the session subject of a sign-in with NXS_ADMIN_TOKEN
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -98,15 +100,19 @@ def _signed_in(console: Console, handler: Handler) -> Callable[[Request], Awaita
         try:
             return await handler(console, request, session, actor)
         except NxsError as error:
-            return console.site.render(
-                request,
-                "problem.html",
-                session,
-                status=error.status,
-                error=error.detail,
-                actor=actor,
-                nav=pages.NAV,
-            )
+            status, detail = error.status, error.detail
+        except Exception:  # a page, never a traceback; the log has the details
+            LOG.exception("console %s %s failed", request.method, request.url.path)
+            status, detail = 500, "Internal error: the gateway's log has the details"
+        return console.site.render(
+            request,
+            "problem.html",
+            session,
+            status=status,
+            error=detail,
+            actor=actor,
+            nav=pages.NAV,
+        )
 
     return endpoint
 
