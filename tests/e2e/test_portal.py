@@ -173,6 +173,8 @@ def test_pages_of_another_customer_answer_404(browsers: Browsers, portal: Gatewa
     assert bob.get(f"/portal/requests/{ledger_id}").status_code == 404
     assert alice.get(f"/portal/requests/{ledger_id}").status_code == 200
     assert "alice-prod" not in bob.get("/portal/keys").text + bob.get("/portal/usage").text
+    assert f",{FLUX},alice-prod,settled,1,image,0.025000," in alice.get("/portal/usage.csv").text
+    assert bob.get("/portal/usage.csv").text.count("\n") == 1  # the header only
     assert (
         portal.request("POST", f"/{FLUX}", key, json={"prompt": "still works"}).status_code == 200
     )

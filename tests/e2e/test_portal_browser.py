@@ -164,7 +164,6 @@ def test_top_up_subscribe_failed_renewal_and_suspension(
     sign_up(page, gateway, "bolt")
     key = make_key(page, gateway, "ci")
     page.goto(f"{gateway.url}/portal/billing")
-    shot(page, "billing")
     page.get_by_label("Amount in USD (5–10000)").fill("25")
     page.get_by_role("button", name="Pay with Stripe").click()
     expect(page).to_have_title("Stripe Checkout (test)")
@@ -179,8 +178,10 @@ def test_top_up_subscribe_failed_renewal_and_suspension(
     stripe_event(gateway, "evt_bolt_topup", "checkout.session.completed", paid)
     page.goto(f"{gateway.url}/portal/overview")
     expect(page.locator(".stat").filter(has_text="Balance")).to_contain_text("$25.00")
-
     page.goto(f"{gateway.url}/portal/billing")
+    expect(page.get_by_role("row").filter(has_text="Stripe payment")).to_contain_text("$25.00")
+    shot(page, "billing")
+
     page.get_by_label("Plan").select_option("pro")
     page.get_by_role("button", name="Subscribe with Stripe").click()
     expect(page).to_have_title("Stripe Checkout (test)")

@@ -25,10 +25,13 @@ from nxs.web.site import STATIC_PATH, Site
 LOG = logging.getLogger("nxs.portal")
 PREFIX = "/portal"
 STRIPE_WEBHOOK = "/webhooks/stripe"
+_PREFIXES = (PREFIX, STRIPE_WEBHOOK)
 
 
 def is_portal_path(path: str) -> bool:
     """Whether the gateway hands this path to the portal app."""
+    if not path.startswith(_PREFIXES):  # the proxy's paths: one C-level test
+        return False
     return path in (PREFIX, STRIPE_WEBHOOK) or path.startswith(PREFIX + "/")
 
 
@@ -60,6 +63,7 @@ def portal_app(settings: Settings, store: Store) -> Starlette:
         Route(PREFIX + "/keys", pages.create_key, methods=["POST"]),
         Route(PREFIX + "/keys/{key_id}/revoke", pages.revoke_key, methods=["POST"]),
         Route(PREFIX + "/usage", pages.usage),
+        Route(PREFIX + "/usage.csv", pages.usage_csv),
         Route(PREFIX + "/requests/{ledger_id}", pages.request_detail),
         Route(PREFIX + "/prices", pages.prices),
         Route(PREFIX + "/quickstart", pages.quickstart),

@@ -7,6 +7,8 @@ from the ledger (the newest row of that key), so nothing new is written on the h
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -199,6 +201,61 @@ def _request(row: Row) -> RequestView:
         latency_ms=row["latency_ms"],
         created_at=float(row["created_at"]),
     )
+
+
+@dataclass(frozen=True)
+class Payment:
+    amount_micros: int
+    note: str
+    created_at: float
+
+
+def payments(db: Database, customer_id: str, limit: int = 20) -> list[Payment]:
+    """Credit added to the customer, newest first (Stripe top-ups and operator grants)."""
+    rows = db.fetch_all(
+        "SELECT amount_micros, note, created_at FROM credit_grants WHERE customer_id = ?"
+        f" ORDER BY created_at DESC LIMIT {int(limit)}",
+        (customer_id,),
+    )
+    return [
+        Payment(int(row["amount_micros"]), str(row["note"] or ""), float(row["created_at"]))
+        for row in rows
+    ]
+
+
+def requests_csv(rows: list[RequestView]) -> str:
+    """The requests as CSV (money in USD to 6 decimals, times in UTC ISO 8601)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "time",
+            "request_id",
+            "endpoint",
+            "key",
+            "status",
+            "units",
+            "unit",
+            "cost_usd",
+            "duration_ms",
+        ]
+    )
+    for row in rows:
+        cost = "" if row.cost_micros is None else f"{row.cost_micros / 1_000_000:.6f}"
+        writer.writerow(
+            [
+                datetime.fromtimestamp(row.created_at, tz=UTC).isoformat(),
+                row.request_id or "",
+                row.endpoint,
+                row.key_alias,
+                row.status,
+                row.units or "",
+                row.unit,
+                cost,
+                "" if row.latency_ms is None else row.latency_ms,
+            ]
+        )
+    return out.getvalue()
 
 
 def prices(db: Database, customer_id: str) -> list[CustomerPrice]:

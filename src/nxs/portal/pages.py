@@ -23,11 +23,12 @@ from nxs.portal.stripe import MAX_TOP_UP, MIN_TOP_UP, StripeClient
 from nxs.store.store import Store
 from nxs.web.charts import bar_chart
 from nxs.web.sessions import Session
-from nxs.web.site import Site
+from nxs.web.site import HEADERS, Site
 
 LOG = logging.getLogger("nxs.portal")
 MAX_ALIAS = 60
 USAGE_DAYS = 30
+CSV_LIMIT = 10_000
 
 
 class SignInNeeded(Exception):
@@ -216,6 +217,14 @@ class Pages:
             request, "usage.html", session, chart=chart, recent=recent, page_title="Usage"
         )
 
+    async def usage_csv(self, request: Request) -> Response:
+        session = await self._session(request)
+        rows = await self.site.call(
+            data.recent_requests, self.store.database, session.subject_id, CSV_LIMIT
+        )
+        headers = {**HEADERS, "Content-Disposition": 'attachment; filename="nxs-requests.csv"'}
+        return Response(data.requests_csv(rows), media_type="text/csv", headers=headers)
+
     async def request_detail(self, request: Request) -> Response:
         session = await self._session(request)
         row = await self.site.call(
@@ -264,12 +273,17 @@ class Pages:
     async def billing(self, request: Request) -> Response:
         self._stripe()
         session = await self._session(request)
-        plans = await self.site.call(stripe.sellable_plans, self.store.database)
+        db = self.store.database
+        plans = await self.site.call(stripe.sellable_plans, db)
+        view = await self.site.call(data.overview, db, session.subject_id, datetime.now(UTC))
+        paid_in = await self.site.call(data.payments, db, session.subject_id)
         return await self._page(
             request,
             "billing.html",
             session,
             plans=plans,
+            view=view,
+            payments=paid_in,
             paid="paid" in request.query_params,
             subscribed="subscribed" in request.query_params,
             page_title="Billing",
