@@ -19,8 +19,8 @@ from nxs.store.database import Database
 from nxs.web.site import HERE, Site
 
 
-def family(db: Database) -> Starlette:
-    site = Site("demo", "/demo", Path(HERE / "templates"), db, title="Demo")
+def family(db: Database, secure: bool = False) -> Starlette:
+    site = Site("demo", "/demo", Path(HERE / "templates"), db, title="Demo", secure=secure)
 
     async def form(request: Request) -> Response:
         return site.render(request, "sign_in.html", None, action="/demo/sign-in")
@@ -43,7 +43,7 @@ def visit(
     """GET the sign-in form, then POST it with its token (or with `csrf` instead)."""
 
     async def both() -> tuple[httpx.Response, httpx.Response]:
-        transport = httpx.ASGITransport(app=family(db))
+        transport = httpx.ASGITransport(app=family(db, secure))
         async with httpx.AsyncClient(transport=transport, base_url=base) as client:
             page = await client.get("/demo/sign-in")
             token = csrf or page.text.split('name="csrf" value="')[1].split('"')[0]
@@ -59,6 +59,11 @@ def test_the_session_cookie_is_secure_only_over_tls(db: Database, scheme: str) -
     assert signed.status_code == 303 and cookie.startswith("nxs_demo=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/demo" in cookie
     assert ("Secure" in cookie) is (scheme == "https")
+
+
+def test_a_site_whose_public_url_is_https_always_sets_secure_cookies(db: Database) -> None:
+    _, signed = visit(db, "http://behind-a-tls-proxy.test", secure=True)
+    assert "Secure" in signed.headers["set-cookie"]
 
 
 def test_a_form_with_another_token_is_refused(db: Database) -> None:

@@ -46,7 +46,12 @@ def stripe_config(settings: Settings) -> StripeConfig | None:
 
 def portal_app(settings: Settings, store: Store) -> Starlette:
     site = Site(
-        "portal", PREFIX, Path(__file__).parent / "templates", store.database, title="Portal"
+        "portal",
+        PREFIX,
+        Path(__file__).parent / "templates",
+        store.database,
+        title="Portal",
+        secure=(settings.public_url or "").startswith("https://"),
     )
     config = stripe_config(settings)
     pages = Pages(site, store, settings, StripeClient(config) if config else None)

@@ -45,9 +45,19 @@ class Site:
     """A page family under `prefix` whose sessions are of `kind` (e.g. portal, /portal)."""
 
     def __init__(
-        self, kind: str, prefix: str, templates: Path, database: Database, *, title: str
+        self,
+        kind: str,
+        prefix: str,
+        templates: Path,
+        database: Database,
+        *,
+        title: str,
+        secure: bool = False,
     ) -> None:
+        """`secure`: cookies are always Secure (the public URL is https, e.g. behind a TLS
+        proxy); otherwise only pages that came over TLS set Secure cookies."""
         self.kind, self.prefix, self.title = kind, prefix.rstrip("/"), title
+        self.secure = secure
         self.cookie = f"nxs_{kind}"
         self.csrf_cookie = f"nxs_{kind}_csrf"
         self.sessions = Sessions(database, kind)
@@ -142,7 +152,7 @@ class Site:
             value,
             max_age=max_age,
             path=self.prefix,
-            secure=request.url.scheme == "https",
+            secure=self.secure or request.url.scheme == "https",
             httponly=True,
             samesite="lax",
         )
