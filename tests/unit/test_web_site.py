@@ -38,7 +38,7 @@ def family(db: Database, secure: bool = False) -> Starlette:
 
 
 def visit(
-    db: Database, base: str, csrf: str | None = None
+    db: Database, base: str, csrf: str | None = None, secure: bool = False
 ) -> tuple[httpx.Response, httpx.Response]:
     """GET the sign-in form, then POST it with its token (or with `csrf` instead)."""
 
@@ -62,8 +62,8 @@ def test_the_session_cookie_is_secure_only_over_tls(db: Database, scheme: str) -
 
 
 def test_a_site_whose_public_url_is_https_always_sets_secure_cookies(db: Database) -> None:
-    _, signed = visit(db, "http://behind-a-tls-proxy.test", secure=True)
-    assert "Secure" in signed.headers["set-cookie"]
+    page, _ = visit(db, "http://behind-a-tls-proxy.test", secure=True)
+    assert "Secure" in page.headers["set-cookie"]  # the form's CSRF cookie, too
 
 
 def test_a_form_with_another_token_is_refused(db: Database) -> None:
