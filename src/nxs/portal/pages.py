@@ -27,6 +27,7 @@ from nxs.web.site import HEADERS, Site
 
 LOG = logging.getLogger("nxs.portal")
 MAX_ALIAS = 60
+HINT = "Forgot your password? Ask your provider for a new invitation link."
 USAGE_DAYS = 30
 CSV_LIMIT = 10_000
 
@@ -87,7 +88,9 @@ class Pages:
     async def sign_in_form(self, request: Request) -> Response:
         if await self.site.session(request) is not None:
             return self.site.redirect(f"{self.site.prefix}/overview")
-        return self.site.render(request, "sign_in.html", None, action=f"{self.site.prefix}/sign-in")
+        return self.site.render(
+            request, "sign_in.html", None, action=f"{self.site.prefix}/sign-in", hint=HINT
+        )
 
     async def sign_in(self, request: Request) -> Response:
         form = await self.site.form(request, None)
@@ -105,6 +108,7 @@ class Pages:
                 None,
                 status=401,
                 action=f"{self.site.prefix}/sign-in",
+                hint=HINT,
                 error="Wrong email or password",
                 account=email,
             )
