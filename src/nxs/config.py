@@ -84,6 +84,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-* are believed
     cors_origins: tuple[str, ...] = ()  # origins answered with CORS headers; "*" for any
     drain_seconds: float = 30.0  # at SIGTERM: longest wait for runs and streams in flight
+    upstream_ca_file: Path | None = None  # CA bundle that fal's TLS is verified with
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -151,6 +152,7 @@ class Settings:
             trusted_proxies=_listed(env, "NXS_TRUSTED_PROXIES", TrustedProxies.parse),
             cors_origins=_listed(env, "NXS_CORS_ORIGINS", CorsPolicy.parse),
             drain_seconds=_positive(env, "NXS_DRAIN_SECONDS", base.drain_seconds, zero=True),
+            upstream_ca_file=_path(env.get("NXS_UPSTREAM_CA_FILE")),
         )
 
     def upstream_base(self, host: str) -> str:

@@ -165,11 +165,6 @@ VARIABLES: tuple[Variable, ...] = (
         "folder where this replica's workers add up /metrics",
         "a new temporary folder per `nxs serve`",
     ),
-)
-
-
-def default_text(variable: Variable, defaults: Settings) -> str:
-    """The default as shown: the row's own text, else the `Settings` field's value."""
     Variable(
         "NXS_METRICS_TOKEN",
         "metrics_token",
@@ -195,10 +190,22 @@ def default_text(variable: Variable, defaults: Settings) -> str:
         "none",
     ),
     Variable(
+        "NXS_UPSTREAM_CA_FILE",
+        "upstream_ca_file",
+        "PEM bundle of the CAs that fal's (or NXS_UPSTREAM_URL's) TLS certificate is checked "
+        "against",
+        "the system's CAs",
+    ),
+    Variable(
         "NXS_DRAIN_SECONDS",
         "drain_seconds",
         "at SIGTERM: longest wait for runs and streams in flight before exiting",
     ),
+)
+
+
+def default_text(variable: Variable, defaults: Settings) -> str:
+    """The default as shown: the row's own text, else the `Settings` field's value."""
     if variable.default is not None:
         return variable.default
     value = getattr(defaults, variable.field)

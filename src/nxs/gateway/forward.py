@@ -10,6 +10,7 @@ gave an answer: 502 if some key really failed, 429 if every usable key was busy.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Final
 
@@ -52,7 +53,12 @@ def _front_failure(response: aiohttp.ClientResponse) -> bool:
 
 def open_session(settings: Settings) -> aiohttp.ClientSession:
     """The one upstream session: keep-alive pool, no cookies, bytes passed as they come."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    verify: ssl.SSLContext | bool = True  # the system's CAs
+    if settings.upstream_ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(settings.upstream_ca_file))
+    connector = aiohttp.TCPConnector(
+        limit=0, ttl_dns_cache=300, enable_cleanup_closed=True, ssl=verify
+    )
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=10.0, sock_read=settings.upstream_timeout_seconds
     )
