@@ -38,6 +38,16 @@ def fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def roomy_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """fal letting each account run 8 at once: only NXS keeps its keys at 2, so the
+    emulator's peaks show what NXS sent."""
+    flags = ("--time-scale", "0.25", "--concurrency", "8")
+    server = start_emulator(tmp_path_factory.mktemp("roomy-emulator"), *flags)
+    yield server
+    server.stop()
+
+
 Pool = Callable[..., tuple[Deployment, Gateway, dict[str, str]]]
 
 
@@ -49,11 +59,14 @@ def pool_of(
     written to its store directly (quicker than a CLI process each), and its gateway."""
 
     def build(
-        keys: dict[str, str], customers: tuple[str, ...] = ("alice",), **env: str
+        keys: dict[str, str],
+        customers: tuple[str, ...] = ("alice",),
+        on: RunningServer | None = None,
+        **env: str,
     ) -> tuple[Deployment, Gateway, dict[str, str]]:
         deployment = make_deployment()
-        deployment.emulator = fal
-        deployment.env.update({"NXS_UPSTREAM_URL": fal.url, **env})
+        deployment.emulator = on or fal
+        deployment.env.update({"NXS_UPSTREAM_URL": deployment.emulator.url, **env})
         plaintexts = {}
         with Store.open(Settings.from_env(deployment.env)) as store:
             for name, secret in keys.items():
@@ -132,11 +145,12 @@ def test_a_pool_of_four_bad_keys_and_one_good_answers_every_call(
 
 
 def test_twelve_runs_on_three_keys_of_two_run_six_at_once_and_never_three_on_one(
-    pool_of: Pool,
+    pool_of: Pool, roomy_fal: RunningServer
 ) -> None:
     t = tag()
     accounts = [f"trio-{t}-{n}" for n in range(3)]
-    deployment, gateway, customers = pool_of({name: f"{name}:s" for name in accounts})
+    keys = {name: f"{name}:s" for name in accounts}
+    deployment, gateway, customers = pool_of(keys, on=roomy_fal)
 
     async def twelve() -> list[int]:
         async with httpx.AsyncClient(timeout=60) as client:
