@@ -55,6 +55,39 @@ def test_out_of_range_weight_is_refused(store: Store, weight: int) -> None:
         store.add_upstream("main", SECRET, weight=weight)
 
 
+def test_concurrency_starts_at_fals_two_and_changes_with_weight(store: Store) -> None:
+    assert store.add_upstream("main", SECRET).concurrency == 2
+    version = store.version()
+    changed = store.set_upstream("main", concurrency=12)
+    assert (changed.concurrency, changed.weight) == (12, 1)
+    assert store.version() > version  # running gateways reload the pool
+    [listed] = store.upstream_keys()
+    assert (listed.concurrency, listed.weight) == (12, 1)
+    assert store.set_upstream("main", weight=4).concurrency == 12
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 10_001, True])
+def test_out_of_range_concurrency_is_refused(store: Store, concurrency: int) -> None:
+    with pytest.raises(BadRequest, match="Invalid concurrency"):
+        store.add_upstream("main", SECRET, concurrency=concurrency)
+    store.add_upstream("main", SECRET)
+    with pytest.raises(BadRequest, match="Invalid concurrency"):
+        store.set_upstream("main", concurrency=concurrency)
+    assert store.get_upstream("main").concurrency == 2
+
+
+def test_last_error_is_kept_without_a_reload(store: Store) -> None:
+    key = store.add_upstream("main", SECRET)
+    version = store.version()
+    store.note_upstream_error(key.id, "fal answered 429: rests 1 s", 1_700_000_000.5)
+    found = store.get_upstream("main")
+    assert (found.last_error, found.last_error_at) == (
+        "fal answered 429: rests 1 s",
+        1_700_000_000.5,
+    )
+    assert store.version() == version
+
+
 def test_duplicate_name_is_a_conflict(store: Store) -> None:
     store.add_upstream("main", SECRET)
     with pytest.raises(Conflict, match="Upstream key 'main' already exists"):

@@ -148,12 +148,12 @@ class Handlers:
         try:
             base = ex.public_base(self.s.settings.public_url)
             await completions.ended(self.s.meter, route.kind, queued.request_id, response)
-            if route.kind == routes.RESULT and response.status < 300:
-                self.s.outstanding.finished(queued.request_id, entry.key.id)
             await self._answer(
                 ex, route.kind, response, queue_urls(base, queued.endpoint, queued.request_id)
             )
             await completions.seen(self.s.meter, route.kind, queued.request_id, response)
+            if await _ended(route.kind, response):
+                self.s.outstanding.finished(queued.request_id, entry.key.id)
         finally:
             self.s.forwarder.done(entry, response)
 
@@ -188,6 +188,16 @@ class Handlers:
     async def metrics(self, ex: Exchange) -> None:
         text = self.s.shared_metrics.render(self.s.pool)
         await ex.respond(200, text, list(METRICS_HEADERS))
+
+
+async def _ended(kind: str, response: ClientResponse) -> bool:
+    """Whether an answer says the request is over at fal: a result, or a COMPLETED status
+    (read already: `_answer` rewrote it)."""
+    if response.status >= 300:
+        return False
+    if kind == routes.RESULT:
+        return True
+    return kind == routes.STATUS and b'"COMPLETED"' in await response.read()
 
 
 def _url(base: str, path: str, query: str) -> URL:
