@@ -1,8 +1,10 @@
-"""Upstream-key cooldowns shared by every worker and replica through `nxs.state`.
+"""Upstream-key cooldowns and outstanding requests shared by every worker and replica
+through `nxs.state`.
 
 A 429 seen by one worker is reported at once (in a task: the request does not wait) and
-every worker adopts the shared cooldowns every `SYNC_SECONDS` with one read of all keys,
-so a rate-limited fal key rests for the whole cluster, not just the worker that saw it.
+every worker adopts the shared cooldowns, and each key's count of requests outstanding at
+fal, every `SYNC_SECONDS` with one read of all keys, so a rate-limited fal key rests for
+the whole cluster and queue submits spread by what the whole cluster has at fal.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""Upstream keys as every worker sees them: cooldowns (after fal's 429) and calls in flight.
+"""Upstream keys as every worker sees them: cooldowns (after fal's 429) and the requests
+each has outstanding at fal.
 
 A cooldown is set as a duration and kept as a deadline on the backend's clock (Redis's
-`TIME`), so replicas with skewed clocks agree; in-flight calls are leases, so the counts of
-a dead worker come back. `loads` reads every key in one round trip for the least-loaded
-choice.
+`TIME`), so replicas with skewed clocks agree; an outstanding request is a lease
+(`started` at its submit, `finished` by whichever worker sees it end), so the counts of a
+dead worker come back. `loads` reads every key in one round trip (the pool's sync). A
+run's slot on a key is not here: it is an in-flight lease of `Limits`
+(`nxs.gateway.scheduler.SharedSlots`), acquired atomically against the key's limit.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class KeyLoad:
-    """One upstream key now: calls in flight, seconds of cooldown left (0: none)."""
+    """One upstream key now: requests outstanding at fal, seconds of cooldown left (0: none)."""
 
     in_flight: int = 0
     cooldown: float = 0.0
@@ -33,10 +36,10 @@ class KeyLoads(Protocol):
         """Rest `key_id` for `seconds` from now (a longer cooldown already set is kept)."""
 
     async def started(self, key_id: str, lease_id: str, ttl: float) -> None:
-        """A call on `key_id` began (counted until `finished` or `ttl` seconds)."""
+        """A request on `key_id` began (counted until `finished` or `ttl` seconds)."""
 
     async def finished(self, key_id: str, lease_id: str) -> None:
-        """The call ended (from any worker; twice is a no-op)."""
+        """The request ended (from any worker; twice is a no-op)."""
 
     async def loads(self, key_ids: Sequence[str]) -> dict[str, KeyLoad]:
         """Every key's load, one round trip; keys with nothing known are `IDLE`."""
