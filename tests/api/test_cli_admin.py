@@ -172,6 +172,7 @@ def test_upstream_concurrency_is_set_at_add_and_changed_with_set(nxs: Nxs) -> No
     nxs("upstream", "add", "main", "--concurrency", "4", stdin=FAL_KEY)
     [key] = listed(nxs, "upstream", "list")
     assert (key["weight"], key["concurrency"], key["last_error"]) == (1, 4, None)
+    assert (key["outstanding"], key["cooldown_seconds"]) == (None, None)  # no shared state
     changed = nxs("upstream", "set", "main", "--concurrency", "10", "--weight", "3")
     assert changed.stdout == "Upstream key 'main': weight 3, concurrency 10.\n"
     [key] = listed(nxs, "upstream", "list")

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from nxs.admin import audit, billing_cli, operators_cli
 from nxs.admin.commands import Subparsers, add_group, add_json_flag, add_leaf
 from nxs.admin.output import customer_record, key_record, render, upstream_record
+from nxs.admin.pool_view import shared_loads
 from nxs.catalogue import cli as catalogue_cli
+from nxs.config import Settings
 from nxs.errors import BadRequest
 from nxs.portal import cli as portal_cli
 from nxs.store.models import CustomerStatus
@@ -32,6 +34,8 @@ UPSTREAM_COLUMNS = (
     "concurrency",
     "key",
     "reason",
+    "outstanding",
+    "cooldown_seconds",
     "last_error",
     "last_error_at",
 )
@@ -212,7 +216,13 @@ def _read_secret() -> str:
 
 
 def _list_upstream(store: Store, args: argparse.Namespace) -> int:
-    records = [upstream_record(key) for key in store.list_upstream()]
+    keys = store.list_upstream()
+    records = [upstream_record(key) for key in keys]
+    loads = shared_loads(Settings.from_env(), [key.id for key in keys])
+    for record in records:
+        load = None if loads is None else loads.get(str(record["id"]))
+        record["outstanding"] = None if load is None else load.in_flight
+        record["cooldown_seconds"] = None if load is None else round(load.cooldown, 1)
     print(render(records, UPSTREAM_COLUMNS, as_json=args.json))
     return 0
 

@@ -110,11 +110,9 @@ class Forwarder:
         busy = failed = False
         while (entry := self._choose(tried)) is not None:
             tried.add(entry.key.id)
-            entry.in_flight += 1
             verdict, response = await self._attempt(ex, entry, method, url, body, run=False)
             if response is not None:
                 return entry, response
-            entry.in_flight -= 1
             busy = busy or verdict == BUSY
             failed = failed or (verdict != BUSY and entry.state == "active")  # 5xx, no answer
         if failed or (tried and not busy):  # tried keys failed, or were found invalid/locked
@@ -131,11 +129,13 @@ class Forwarder:
         tried: set[str] = set()
         while True:
             entry = await self.runs.take(customer, priority, tried, deadline)
-            entry.in_flight += 1
-            verdict, response = await self._attempt(ex, entry, ex.method, url, body, run=True)
+            try:
+                verdict, response = await self._attempt(ex, entry, ex.method, url, body, True)
+            except BaseException:
+                self.runs.give_back(entry)
+                raise
             if response is not None:
                 return entry, response
-            entry.in_flight -= 1
             self.runs.give_back(entry)
             if verdict != BUSY:
                 tried.add(entry.key.id)
@@ -143,7 +143,9 @@ class Forwarder:
     async def _attempt(
         self, ex: Exchange, entry: PoolKey, method: str, url: URL, body: bytes, run: bool
     ) -> tuple[str, aiohttp.ClientResponse | None]:
-        """One key's verdict, and its answer if worth passing on (else released)."""
+        """One key's verdict, and its answer if worth passing on (the key left with the call
+        counted in flight), else None (answer released, count taken back)."""
+        entry.in_flight += 1
         response = None
         verdict = "retry"
         try:
@@ -151,8 +153,10 @@ class Forwarder:
             if response is not None:
                 verdict = await self._judge(entry, response, run)
         finally:
-            if verdict != OK and response is not None:
-                response.release()
+            if verdict != OK:
+                entry.in_flight -= 1
+                if response is not None:
+                    response.release()
         return verdict, response if verdict == OK else None
 
     def _choose(self, tried: set[str]) -> PoolKey | None:
