@@ -153,7 +153,8 @@ def deployment_env(
 
 def configure(replica: Replica, upstream: str = UPSTREAM) -> None:
     """The fal key, SDXL's price per image and the plans, through the admin API."""
-    replica.admin("POST", "/upstream-keys", {"name": "main", "secret": upstream, "weight": 1})
+    key = {"name": "main", "secret": upstream, "weight": 1, "concurrency": 16}  # fal's 16 here
+    replica.admin("POST", "/upstream-keys", key)
     price = {"pattern": SDXL, "unit": "image", "unit_price": str(IMAGE_PRICE)}
     replica.admin("PUT", "/prices", price)
     replica.admin("POST", "/plans", {"name": "prepaid", "prepaid": True})
