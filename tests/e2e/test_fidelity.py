@@ -131,10 +131,20 @@ def test_shorthand_paths_resolve_against_the_synced_catalogue(gw: Gateway, carol
 
 PY_CLIENT = textwrap.dedent(
     """
-    import json, fal_client
+    import io, json, os, fal_client
+    from PIL import Image
+    fal_client.client.REST_URL = "https://" + os.environ["FAL_RUN_HOST"]  # uploads via NXS
+    fal_client.client.CDN_URL = os.environ["CDN_URL"]  # fal's CDN, played by the emulator
     video = fal_client.subscribe("moonvalley/marey/t2v", arguments={"prompt": "a"})
     text = fal_client.run("fal-ai/any-llm", arguments={"prompt": "b"})
-    print(json.dumps({"video": video["video"]["content_type"], "text": text["output"]}))
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, format="PNG")
+    url = fal_client.upload(buffer.getvalue(), "image/png")
+    arguments = {"prompt": "c", "image_url": url}
+    edit = fal_client.run("fal-ai/fast-sdxl/image-to-image", arguments=arguments)
+    size = [edit["images"][0]["width"], edit["images"][0]["height"]]
+    out = {"video": video["video"]["content_type"], "text": text["output"], "edit": size}
+    print(json.dumps(out))
     """
 )
 
@@ -151,6 +161,25 @@ def test_python_client_reaches_an_owner_from_the_catalogue(
         "FAL_RUN_HOST": host,
         "FAL_QUEUE_RUN_HOST": f"{host}/queue",
         "SSL_CERT_FILE": str(tls_files["ca"]),
+        "CDN_URL": f"{deployment.emulator.url}/v3.fal.media",
     }
     out = run_python(PY_CLIENT, env=env)
     assert out["video"] == "video/mp4" and out["text"].endswith(".")
+    assert out["edit"] == [40, 30]  # uploaded through NXS, fetched by the model from the CDN
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("?storage_type=fal-cdn-v3", 200), ("", 200), ("?storage_type=gcs", 400)],
+)
+def test_proxied_storage_keeps_to_fals_cdn(
+    gw: Gateway, carol: Customer, query: str, status: int
+) -> None:
+    before = len(gw.deployment.received(ACCOUNT))
+    target = f"https://rest.alpha.fal.ai/storage/upload/initiate{query}"
+    body = {"file_name": "a.txt", "content_type": "text/plain"}
+    headers = {"x-fal-target-url": target}
+    response = gw.request("POST", "/api/fal/proxy", carol.key, json=body, headers=headers)
+    assert response.status_code == status, response.text
+    reached = len(gw.deployment.received(ACCOUNT)) - before
+    assert reached == (1 if status == 200 else 0)

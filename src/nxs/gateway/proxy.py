@@ -5,12 +5,14 @@ rest.fal.ai / rest.alpha.fal.ai paths), no userinfo, no ports, no IP literals, n
 fragments. Anything else is a 400 and no request leaves the gateway. An allowed target
 reaches exactly that host, path and query, as fal's own proxy forwards it: the shorthand
 of NXS's REST paths (`/flux/dev` → `fal-ai/flux/dev`) never applies to a full fal URL.
+A storage call may name no `storage_type` or fal's CDN (`fal-cdn-v3`, what @fal-ai/client
+sends): like fal's own proxy, NXS lends its upstream accounts to no other storage.
 """
 
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from nxs.errors import BadRequest
 from nxs.gateway.routes import REST, RUN, Route, Router
@@ -27,6 +29,7 @@ REST_PATHS: Final = frozenset(
         "tokens",
     }
 )
+STORAGE_TYPE: Final = "fal-cdn-v3"
 _ALLOWED_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?[]!$&'()*+,;=%"
 )
@@ -52,8 +55,16 @@ def parse_target(raw: str | None, method: str, router: Router) -> tuple[Route, s
         endpoint = route.endpoint if route.kind == RUN else path
         return Route(RUN, endpoint, host=RUN_HOST), parts.query
     if host in REST_HOSTS and path in REST_PATHS and method in ("POST", "PUT"):
+        _check_storage_type(parts.query)
         return Route(REST, parts.path.lstrip("/"), host=host), parts.query
     raise InvalidTarget()
+
+
+def _check_storage_type(query: str) -> None:
+    """Refuse a `storage_type` other than fal's CDN (none named: fal chooses, as before)."""
+    kinds = set(parse_qs(query, keep_blank_values=True).get("storage_type", []))
+    if kinds - {STORAGE_TYPE}:
+        raise InvalidTarget(f"Only storage_type={STORAGE_TYPE} is allowed through the proxy")
 
 
 def _split(raw: str) -> SplitResult:
