@@ -86,6 +86,13 @@ class UpstreamBusy(RateLimited):
         super().__init__(headers={"Retry-After": str(self.retry_after)})
 
 
+class ClientGone(NxsError):
+    """The client closed its connection while its run waited for an upstream slot: the run
+    is not sent to fal (nobody would read its answer, and fal would bill it)."""
+
+    status, error_type, detail = 499, "client_closed", "Client closed the request"
+
+
 class NoUpstreamKeys(NxsError):
     status, error_type, detail = 503, "no_upstream_keys", "No upstream keys configured"
 

@@ -226,6 +226,22 @@ def test_a_run_past_the_wait_deadline_gets_429_and_the_js_client_retries_to_its_
     assert peaks(deployment.emulator, [f"deadline-{t}"]) == {f"deadline-{t}": 2}
 
 
+def test_a_run_whose_client_leaves_while_it_waits_never_reaches_fal(pool_of: Pool) -> None:
+    account = f"leaving-{tag()}"
+    deployment, gateway, customers = pool_of({"only": f"{account}:s"})
+    key = customers["alice"]
+    with ThreadPoolExecutor(2) as threads:
+        slow = [threads.submit(slow_run, gateway, key) for _ in range(2)]
+        assert eventually(lambda: in_flight(gateway, "only") == 2, 10)
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up while its run waits
+            headers = {"Authorization": f"Key {key}"}
+            httpx.post(gateway.url + RUN, headers=headers, json={"prompt": "x"}, timeout=0.2)
+        assert [future.result() for future in slow] == [200, 200]
+    time.sleep(0.5)  # a run still waiting would have had its slot by now
+    runs = [e for e in deployment.received(account) if e["path"].startswith("/fal.run/")]
+    assert (len(runs), waiting(gateway)) == (2, 0)
+
+
 def slow_run(gateway: Gateway, key: str) -> int:
     """A video run: 1.2 s of fal's time (0.3 s here), holding one slot meanwhile."""
     body = {"prompt": "a slow river"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from functools import partial
 from typing import Final
 
 import aiohttp
@@ -128,7 +129,8 @@ class Forwarder:
         deadline = time.monotonic() + wait
         tried: set[str] = set()
         while True:
-            entry = await self.runs.take(customer, priority, tried, deadline)
+            gone = partial(_disconnected, ex)  # watched only while the run waits
+            entry = await self.runs.take(customer, priority, tried, deadline, gone)
             try:
                 verdict, response = await self._attempt(ex, entry, ex.method, url, body, True)
             except BaseException:
@@ -245,6 +247,12 @@ async def _stream(
             await send({"type": "http.response.body", "body": out, "more_body": True})
     tail = events.flush() if events else b""
     await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _disconnected(ex: Exchange) -> None:
+    """Returns once the client has gone (its body was read: nothing else arrives)."""
+    while (await ex.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _close_on_disconnect(ex: Exchange, response: aiohttp.ClientResponse) -> None:

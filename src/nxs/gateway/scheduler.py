@@ -17,16 +17,19 @@ import contextlib
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from nxs.errors import NoUpstreamKeys, UpstreamBusy, UpstreamFailed
+from nxs.errors import ClientGone, NoUpstreamKeys, UpstreamBusy, UpstreamFailed
 from nxs.gateway.metrics import Metrics
 from nxs.gateway.pool import KeyPool, PoolKey
 from nxs.state.limits import Limit, Limits, Permit
 
+Gone = Callable[[], Awaitable[object]]  # completes when the run's client disconnects
 TICK_SECONDS: Final = 0.05  # while runs wait: look again (cooldowns end, limits climb)
 SHARED_REST_SECONDS: Final = 0.05  # a key another replica filled is skipped this long
+FIRST: Final = asyncio.FIRST_COMPLETED
 
 
 @dataclass(eq=False)
@@ -87,13 +90,21 @@ class RunQueue:
         self._clock = 0.0  # virtual time of the last turn given
         self._ticker: asyncio.Task[None] | None = None
 
-    async def take(self, customer: str, priority: int, tried: set[str], deadline: float) -> PoolKey:
+    async def take(
+        self,
+        customer: str,
+        priority: int,
+        tried: set[str],
+        deadline: float,
+        gone: Gone | None = None,
+    ) -> PoolKey:
         """A key with a slot held for this run; 429 past `deadline` (monotonic), 502 when
-        no key may serve it any more, 503 when the pool has no active key."""
+        no key may serve it any more, 503 when the pool has no active key, 499 when `gone`
+        completes first (the client left while the run waited)."""
         while True:
             entry = self._pool.take_slot(tried) if not self._lanes else None
             if entry is None:
-                entry = await self._queued(customer, priority, tried, deadline)
+                entry = await self._queued(customer, priority, tried, deadline, gone)
             if self.shared is None or await self.shared.claim(entry):
                 return entry
             self._pool.free_slot(entry)  # other replicas fill it: skip it a moment
@@ -108,7 +119,7 @@ class RunQueue:
             self._dispatch()
 
     async def _queued(
-        self, customer: str, priority: int, tried: set[str], deadline: float
+        self, customer: str, priority: int, tried: set[str], deadline: float, gone: Gone | None
     ) -> PoolKey:
         self._check(tried)
         waiter = Waiter(tried, asyncio.get_running_loop().create_future())
@@ -120,14 +131,23 @@ class RunQueue:
         self._dispatch()  # a slot its tried keys allow may be free already
         self._start_ticker()
         started = time.monotonic()
+        watch = asyncio.ensure_future(gone()) if gone is not None else None
+        waits: set[asyncio.Future[object]] = {waiter.future}  # type: ignore[arg-type]
+        if watch is not None:
+            waits.add(watch)
         try:
-            done, _ = await asyncio.wait({waiter.future}, timeout=deadline - started)
+            await asyncio.wait(waits, timeout=deadline - started, return_when=FIRST)
         except asyncio.CancelledError:
             self._abandon(customer, waiter)
             raise
+        finally:
+            if watch is not None:
+                watch.cancel()
         self._metrics.observe_wait(time.monotonic() - started)
-        if not done:
+        if not waiter.future.done():
             self._abandon(customer, waiter)
+            if watch is not None and watch.done() and not watch.cancelled():
+                raise ClientGone()
             raise UpstreamBusy(self._pool.retry_after())
         return waiter.future.result()
 
