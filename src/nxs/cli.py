@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nxs import __version__, cli_help
+from nxs import __version__, cli_help, config_cli
 from nxs.admin import cli as admin_cli
 from nxs.admin import db_cli
 from nxs.emulator import cli as emulator_cli
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     emulator_cli.add_commands(commands)
     gateway_cli.add_commands(commands)
+    config_cli.add_commands(commands)  # nxs config: the effective settings
     admin_cli.add_commands(commands)
     db_cli.add_commands(commands)  # nxs db upgrade | status
     parser.description = cli_help.describe(commands)  # the commands, grouped by job

@@ -12,7 +12,7 @@ SUMMARY = "NXS: a self-hosted gateway for fal.ai-compatible APIs, with a fal emu
 WIDTH = 78  # argparse wraps its own sections at 78 columns too
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("run", ("serve", "emulator")),
+    ("run", ("serve", "emulator", "config")),
     ("customers and keys", ("customers", "keys")),
     ("the upstream pool", ("upstream", "models")),
     ("plans, prices and credit", ("plans", "subscriptions", "credits", "pricing")),

@@ -155,6 +155,11 @@ VARIABLES: tuple[Variable, ...] = (
         "how long a run waits for a free upstream slot before its 429 with Retry-After",
     ),
     Variable(
+        "NXS_MAX_BODY_BYTES",
+        "max_body_bytes",
+        "largest request body the gateway reads (a larger one is a 413)",
+    ),
+    Variable(
         "NXS_UPSTREAM_TIMEOUT_SECONDS",
         "upstream_timeout_seconds",
         "longest wait for fal's next bytes; a run's in-flight lease is this + 30 s",

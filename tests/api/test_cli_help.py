@@ -55,7 +55,7 @@ def test_nxs_help_says_what_nxs_is_then_lists_the_commands_by_job() -> None:
     assert "{" not in "\n".join(lines)  # no flat {serve,emulator,…} listing
     groups = {title: names for title, names in sections(lines).items() if title != "examples"}
     assert groups == {
-        "run": ["serve", "emulator"],
+        "run": ["serve", "emulator", "config"],
         "customers and keys": ["customers", "keys"],
         "the upstream pool": ["upstream", "models"],
         "plans, prices and credit": ["plans", "subscriptions", "credits", "pricing"],

@@ -3,6 +3,7 @@ relative path is the working directory's."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,72 @@ def test_the_upstream_timeout_is_a_setting() -> None:
     assert Settings.from_env({"NXS_UPSTREAM_TIMEOUT_SECONDS": "45"}).upstream_timeout_seconds == 45
     with pytest.raises(ValueError, match="NXS_UPSTREAM_TIMEOUT_SECONDS"):
         Settings.from_env({"NXS_UPSTREAM_TIMEOUT_SECONDS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("NXS_BILLING", "banana", "NXS_BILLING must be true or false"),
+        ("NXS_ACCESS_LOG", "sometimes", "NXS_ACCESS_LOG must be true or false"),
+        ("NXS_WEBHOOK_RETRY_DELAYS", "10,-5", "NXS_WEBHOOK_RETRY_DELAYS must be a comma list"),
+        ("NXS_MAX_BODY_BYTES", "0", "NXS_MAX_BODY_BYTES must be a number above 0"),
+        ("NXS_LIMITS_WHEN_REDIS_DOWN", "maybe", "NXS_LIMITS_WHEN_REDIS_DOWN must be one of"),
+        ("NXS_METRICS_PORT", "http", "NXS_METRICS_PORT must be a whole number"),
+    ],
+)
+def test_every_refusal_names_its_variable(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize("word", ["true", "on", "yes", "1", "TRUE"])
+def test_booleans_read_the_same_words_everywhere(word: str) -> None:
+    names = ("NXS_ACCESS_LOG", "NXS_BILLING", "NXS_WEBHOOK_ALLOW_PRIVATE")
+    settings = Settings.from_env(dict.fromkeys(names, word))
+    assert (settings.access_log, settings.billing, settings.webhook_allow_private) == (
+        True,
+        True,
+        True,
+    )
+
+
+def test_the_body_limit_is_a_setting() -> None:
+    assert Settings.from_env({"NXS_MAX_BODY_BYTES": "1048576"}).max_body_bytes == 1048576
+
+
+def test_nxs_config_prints_effective_settings_with_secrets_masked() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NXS_ADMIN_TOKEN": "admin-secret-123",
+        "NXS_DATABASE_URL": "postgresql://nxs:db-password@db:5432/nxs",
+        "NXS_REFRESH_SECONDS": "2.5",
+        "NXS_TRUSTED_PROXIES": "10.0.0.0/8",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "nxs", "config", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    shown = json.loads(done.stdout)
+    assert shown["NXS_ADMIN_TOKEN"] == "********"
+    assert shown["NXS_DATABASE_URL"] == "postgresql://nxs:***@db:5432/nxs"
+    assert (shown["NXS_REFRESH_SECONDS"], shown["NXS_TRUSTED_PROXIES"]) == (2.5, ["10.0.0.0/8"])
+    assert shown["NXS_SECRET_KEY"] is None and shown["NXS_BILLING"] is True
+    assert "admin-secret-123" not in done.stdout and "db-password" not in done.stdout
+
+
+def test_nxs_config_refuses_a_bad_setting_in_one_line() -> None:
+    env = {"PATH": "/usr/bin:/bin", "NXS_LOG_LEVEL": "loud"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nxs", "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("nxs config: NXS_LOG_LEVEL must be one of")
