@@ -1,10 +1,11 @@
 """One structured JSON line per request on stdout, written in small batches.
 
 Each line carries the request id the client also gets (`x-nxs-request-id`), the client's
-address, the route, status, duration, customer and upstream key *names*; never a key,
-never a body or query. Lines are collected on the event loop and handed every few
-milliseconds to a `LineWriter` thread: a stalled reader of stdout never blocks a request,
-and lines of several workers never interleave. Flushed at shutdown.
+address (always an IP address: `Edge.admit` takes nothing else), the route, status,
+duration, customer and upstream key *names*; never a key, never a body or query. Lines
+are collected on the event loop and handed every few milliseconds to a `LineWriter`
+thread: a stalled reader of stdout never blocks a request, and lines of several workers
+never interleave. Flushed at shutdown.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class AccessLog:
         upstream = json.dumps(ex.upstream) if ex.upstream else "null"
         self._lines.append(
             f'{{"ts":{time.time():.3f},"request_id":"{ex.request_id}",'
-            f'"client":{json.dumps(ex.client)},"method":"{ex.method}",'
+            f'"client":"{ex.client}","method":"{ex.method}",'
             f'"path":{json.dumps(ex.path)},"route":"{ex.route}","status":{ex.status},'
             f'"ms":{seconds * 1000:.2f},"customer":{customer},"upstream":{upstream}}}\n'
         )

@@ -29,6 +29,7 @@ DURATION_BUCKETS: Final = (
     *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
     *(1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),  # runs and streams last minutes
 )
+STATUS_CLASSES: Final = tuple(f"{n}xx" for n in range(10))
 # Figures each worker reports as it publishes (summed over workers): name → (type, help).
 FIGURES: Final = {
     "nxs_realtime_sessions": ("gauge", "Realtime WebSocket sessions open now."),
@@ -133,7 +134,7 @@ class Metrics:
 
     def observe_request(self, route: str, status: int, seconds: float = 0.0) -> None:
         self.requests[(route, status)] += 1
-        self.durations.observe((route, f"{status // 100}xx"), seconds)
+        self.durations.observe((route, STATUS_CLASSES[status // 100 % 10]), seconds)
 
     def observe_upstream(self, key_name: str, outcome: str, seconds: float) -> None:
         self.attempts[(key_name, outcome)] += 1

@@ -48,10 +48,9 @@ class TrustedProxies:
         return verdict
 
     def _check(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:  # a unix socket path or an unparsable peer
+        if not _is_address(address):  # a unix socket path or an unparsable peer
             return False
+        ip = ipaddress.ip_address(address)
         return any(ip in network for network in self.networks)
 
     def client(self, peer: str, forwarded_for: str) -> str:
@@ -62,5 +61,13 @@ class TrustedProxies:
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         for hop in reversed(hops):
             if not self.trusts(hop):
-                return hop
-        return hops[0] if hops else peer
+                return hop if _is_address(hop) else peer  # never a forged string in logs
+        return hops[0] if hops and _is_address(hops[0]) else peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
