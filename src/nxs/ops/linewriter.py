@@ -13,6 +13,7 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Final
 
 PIPE_BUF: Final = select.PIPE_BUF  # 4096 on Linux: the atomic write size of a pipe
@@ -81,15 +82,18 @@ class LineWriter:
 
 
 def write_lines(fd: int, data: bytes) -> bool:
-    """Write `data` in pieces of whole lines of at most PIPE_BUF bytes (a longer line
-    goes alone); False when the descriptor fails."""
+    """Write `data` in `pieces`; False when the descriptor fails."""
+    return all(_write_all(fd, piece) for piece in pieces(data))
+
+
+def pieces(data: bytes) -> Iterator[memoryview]:
+    """`data` cut into runs of whole lines of at most PIPE_BUF bytes (a longer line goes
+    alone): each is one atomic write on a pipe."""
     start = 0
     while start < len(data):
         end = len(data) if len(data) - start <= PIPE_BUF else _cut(data, start)
-        if not _write_all(fd, memoryview(data)[start:end]):
-            return False
+        yield memoryview(data)[start:end]
         start = end
-    return True
 
 
 def _cut(data: bytes, start: int) -> int:
