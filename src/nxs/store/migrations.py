@@ -101,10 +101,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, FAL_UNITS_NAME, FAL_UNITS_STATEMENTS),
     Migration(7, RESERVED_NAME, RESERVED_STATEMENTS),
     Migration(8, LEASES_NAME, LEASES_STATEMENTS),
-    Migration(9, OPERATORS_NAME, OPERATORS_STATEMENTS),  # issue 14 owns 12: lead renumbers
-    Migration(10, PORTAL_NAME, PORTAL_STATEMENTS),  # issue 13b owns 11: lead renumbers
-    Migration(11, CATALOGUE_NAME, CATALOGUE_STATEMENTS),  # issue 12 owns 10: lead renumbers
-    Migration(12, SCHEDULER_NAME, SCHEDULER_STATEMENTS),  # issue 11 owns 9: lead renumbers
+    Migration(9, OPERATORS_NAME, OPERATORS_STATEMENTS),
+    Migration(10, PORTAL_NAME, PORTAL_STATEMENTS),
+    Migration(11, CATALOGUE_NAME, CATALOGUE_STATEMENTS),
+    Migration(12, SCHEDULER_NAME, SCHEDULER_STATEMENTS),
 )
 
 
