@@ -1,4 +1,4 @@
-"""The table of fal's catalogue (store migration 10): one row per endpoint id that fal's
+"""The table of fal's catalogue (store migration 11): one row per endpoint id that fal's
 Platform API `GET /v1/models` lists, written whole by `nxs models sync`.
 Free of store imports; portable SQL.
 """

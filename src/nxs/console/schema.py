@@ -1,4 +1,4 @@
-"""The operators table (store migration 12): who may sign in to `/console`, and as what.
+"""The operators table (store migration 9): who may sign in to `/console`, and as what.
 
 A name, an argon2 hash of the password (never the password) and a role: `admin` changes
 things, `viewer` only reads. Free of store imports; portable SQL.

@@ -1,4 +1,4 @@
-"""The portal's tables (store migration 11): web sessions, customer accounts and their
+"""The portal's tables (store migration 10): web sessions, customer accounts and their
 invitations, key aliases, plans' Stripe prices, and Stripe's processed events and
 subscriptions. Free of store imports; portable SQL.
 """

@@ -37,6 +37,13 @@ TABLES: Final = (
     ("idempotency_keys", "customer_id, key"),
     ("ledger", "id"),
     ("job_leases", "name"),
+    ("operators", "id"),
+    ("web_sessions", "token_hash"),
+    ("portal_accounts", "customer_id"),
+    ("portal_invites", "token_hash"),
+    ("stripe_events", "id"),
+    ("stripe_subscriptions", "subscription_id"),
+    ("fal_endpoints", "endpoint"),
 )
 # Rows the migrations themselves write: replaced, not added to.
 SEEDED: Final = ("store_version", "store_meta", "plans", "relay_signing_keys")

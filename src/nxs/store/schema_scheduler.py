@@ -1,4 +1,4 @@
-"""The columns the pool's scheduler keeps (store migration 9).
+"""The columns the pool's scheduler keeps (store migration 12).
 
 Each upstream key's concurrency (fal's per-account limit; fal starts accounts at 2) and
 its last error with its time, shown by `nxs upstream list`; each plan's priority, the
