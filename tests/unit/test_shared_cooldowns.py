@@ -45,7 +45,9 @@ def test_another_workers_429_rests_the_key_here(
         first.attach()
         hot = first.pool.get("up_hot")
         assert hot is not None
-        assert first.pool.judge(hot, 429, b"", "30") == "retry"
+        assert (
+            first.pool.judge(hot, 429, b"", "30") == "busy"
+        )  # a queue submit's 429: rests the key
         await asyncio.gather(*first.reports)
         await second.sync()
         chosen = {entry.name for entry in (second.pool.choose(set()) for _ in range(50)) if entry}
