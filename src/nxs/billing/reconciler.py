@@ -37,7 +37,8 @@ FIRST_BACKOFF: Final = 5.0
 MAX_BACKOFF: Final = 300.0
 MAX_CHECKS: Final = 300  # about a day: 5 min of backoffs, then one check every 5 min
 RESERVATION_TTL: Final = 3600.0  # a live process's request is answered (or fails) sooner
-CLAIM_LEASE: Final = 300.0  # a claimed row returns to the queue if its checker died
+CLAIM_LEASE: Final = 20.0  # a claimed row returns to the queue this soon if its checker died
+# (a check that outlasts it may be repeated by another worker: settling is idempotent)
 STRANDED_JOB: Final = "stranded-holds"
 STRANDED_LEASE: Final = 10.0  # renewed every tick by its holder; taken over when it lapses
 
