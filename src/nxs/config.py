@@ -103,6 +103,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # origins answered with CORS headers; "*" for any
     drain_seconds: SecondsOrNone = 30.0  # at SIGTERM: longest wait for runs and streams
     upstream_ca_file: Path | None = None  # CA bundle that fal's TLS is verified with
+    header_timeout_seconds: Seconds = 10.0  # a request's headers must be in by then (else 408)
+    max_header_bytes: Count = 64 * 1024  # larger request headers are a 431
+    keep_alive_seconds: Count = 5  # an idle keep-alive connection is closed after this
+    max_connections: Count | None = None  # per worker: beyond it uvicorn answers 503
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @field_validator("secret_key_file", "metrics_dir")

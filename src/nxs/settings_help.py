@@ -206,6 +206,24 @@ VARIABLES: tuple[Variable, ...] = (
         "drain_seconds",
         "at SIGTERM: longest wait for runs and streams in flight before exiting",
     ),
+    Variable(
+        "NXS_HEADER_TIMEOUT_SECONDS",
+        "header_timeout_seconds",
+        "a request's headers must arrive within this long of the connection opening or the "
+        "previous response ending: else 408 (or a close if nothing came) — slow-loris clients",
+    ),
+    Variable("NXS_MAX_HEADER_BYTES", "max_header_bytes", "larger request headers are a 431"),
+    Variable(
+        "NXS_KEEP_ALIVE_SECONDS",
+        "keep_alive_seconds",
+        "an idle keep-alive connection is closed after this many seconds",
+    ),
+    Variable(
+        "NXS_MAX_CONNECTIONS",
+        "max_connections",
+        "connections and requests one worker takes at once; beyond them a 503",
+        "no limit",
+    ),
 )
 
 

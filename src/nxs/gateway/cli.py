@@ -10,6 +10,7 @@ from typing import Any
 
 from nxs.config import Settings
 from nxs.errors import NxsError
+from nxs.gateway.connections import ConnectionLimits
 from nxs.gateway.server import ServeOptions, serve
 from nxs.ops import logs
 from nxs.ops.logs import LogOptions
@@ -71,5 +72,8 @@ def run(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         metrics_port=metrics_port,
         graceful_seconds=settings.drain_seconds,
+        limits=ConnectionLimits(settings.header_timeout_seconds, settings.max_header_bytes),
+        keep_alive_seconds=settings.keep_alive_seconds,
+        max_connections=settings.max_connections,
     )
     return serve(options)

@@ -6,7 +6,9 @@ Once a worker has started, its startup heap is frozen out of the cyclic GC's rea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import gc
 import math
 import os
@@ -15,12 +17,13 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from nxs.gateway.connections import ConnectionLimits, GuardedHttpTools
 from nxs.ops import logs
 
 APP: Final = "nxs.gateway.server:worker_app"
@@ -81,6 +84,9 @@ class ServeOptions:
     graceful_seconds: float = 30.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # a second listener answering only /metrics and health
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # on request headers
+    keep_alive_seconds: int = 5
+    max_connections: int | None = None  # per worker; uvicorn's limit_concurrency (503)
 
 
 def serve(options: ServeOptions) -> int:
@@ -119,12 +125,14 @@ def _run_uvicorn(options: ServeOptions) -> None:
         port=options.port,
         workers=options.workers,
         loop="uvloop",
-        http="httptools",
+        http=_protocol(options.limits),
         lifespan="on",
         access_log=False,
         log_config=None,
         log_level="warning",
         backlog=4096,
+        timeout_keep_alive=options.keep_alive_seconds,
+        limit_concurrency=options.max_connections,
         ssl_certfile=options.ssl_certfile,
         ssl_keyfile=options.ssl_keyfile,
         timeout_graceful_shutdown=math.ceil(options.graceful_seconds),
@@ -146,6 +154,12 @@ def _run_uvicorn(options: ServeOptions) -> None:
         server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    """httptools with `limits` on headers, as the class uvicorn instantiates (a partial:
+    it pickles into `--workers` processes)."""
+    return cast("type[asyncio.Protocol]", functools.partial(GuardedHttpTools, limits=limits))
 
 
 def _bind(host: str, port: int) -> socket.socket:
