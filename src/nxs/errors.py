@@ -75,6 +75,15 @@ class UpstreamFailed(NxsError):
     detail = "All upstream keys failed — try again later"
 
 
+class UpstreamBrokeOff(NxsError):
+    """fal's connection was lost after its answer began: a stream gets this as its last
+    event and the body is cut short, so the official clients raise rather than take the
+    partial answer as the result."""
+
+    status, error_type = 502, "upstream_broke_off"
+    detail = "The upstream connection was lost mid-answer"
+
+
 class UpstreamBusy(RateLimited):
     """Every usable upstream key is at its concurrency limit or rate limited: 429 with the
     earliest Retry-After (whole seconds, at least 1), which the official clients retry."""

@@ -10,6 +10,8 @@ gave an answer: 502 if some key really failed, 429 if every usable key was busy.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import ssl
 import time
 from functools import partial
@@ -19,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from nxs.config import Settings
-from nxs.errors import NoUpstreamKeys, UpstreamBusy, UpstreamFailed
+from nxs.errors import NoUpstreamKeys, UpstreamBrokeOff, UpstreamBusy, UpstreamFailed
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.metrics import Metrics
 from nxs.gateway.pool import BUSY, OK, KeyPool, PoolKey
@@ -44,6 +46,7 @@ DROPPED: Final = frozenset(
 )
 SMALL_BODY: Final = 256 * 1024  # answers up to this size are sent in one ASGI message
 UPSTREAM_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+LOG = logging.getLogger(__name__)
 BOUND_READ_TRIES: Final = 8  # a status or result read fal's front failed is asked again
 
 
@@ -229,7 +232,8 @@ class Forwarder:
             await _stream(ex, response, events)
         except UPSTREAM_ERRORS as exc:
             if not watcher.done():
-                raise  # the upstream broke off: the client sees a truncated body
+                await _broke_off(ex, response)
+                raise UpstreamBrokeOff() from None
             # The client left. aiohttp keeps this error on the closed response: without its
             # traceback it no longer pins the relay's frames (and their last chunk).
             exc.__traceback__ = None
@@ -247,6 +251,18 @@ async def _stream(
             await send({"type": "http.response.body", "body": out, "more_body": True})
     tail = events.flush() if events else b""
     await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _broke_off(ex: Exchange, response: aiohttp.ClientResponse) -> None:
+    """fal's connection died mid-answer: a stream's client gets an error event before the
+    body is cut short (the answer's status is logged as 502)."""
+    LOG.warning("upstream connection lost mid-answer (%s)", response.url.path)
+    ex.status = UpstreamBrokeOff.status
+    if response.content_type == "text/event-stream":
+        error = UpstreamBrokeOff()
+        data = json.dumps({"detail": error.detail, "error_type": error.error_type})
+        event = f"event: error\ndata: {data}\n\n".encode()
+        await ex.send({"type": "http.response.body", "body": event, "more_body": True})
 
 
 async def _disconnected(ex: Exchange) -> None:
