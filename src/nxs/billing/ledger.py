@@ -68,21 +68,26 @@ def reserve(
     """
     if monthly is not None:
         _renew_allowance(db, entry.customer_id, monthly, period_of(entry.created_at))
-    cost = entry.reserved.micros
+    if not hold(db, entry.customer_id, entry.reserved.micros):
+        raise InsufficientCredit()
+    if defer is None:
+        insert(db, entry, "reserved")
+    else:
+        defer(INSERT, row(entry, "reserved"))
+
+
+def hold(db: Database, customer_id: str, cost: int) -> bool:
+    """Move `cost` micro-dollars from available to reserved (the allowance first), only if
+    the balance covers it; False (nothing changed) when it does not."""
     changed = db.execute(
         "UPDATE balances SET available_micros = available_micros - ?,"
         " reserved_micros = reserved_micros + ?,"
         " allowance_left_micros = CASE WHEN allowance_left_micros > ?"
         " THEN allowance_left_micros - ? ELSE 0 END"
         " WHERE customer_id = ? AND available_micros >= ?",
-        (cost, cost, cost, cost, entry.customer_id, cost),
+        (cost, cost, cost, cost, customer_id, cost),
     )
-    if changed != 1:
-        raise InsufficientCredit()
-    if defer is None:
-        insert(db, entry, "reserved")
-    else:
-        defer(INSERT, row(entry, "reserved"))
+    return changed == 1
 
 
 def _renew_allowance(db: Database, customer_id: str, monthly: Money, period: str) -> None:

@@ -78,25 +78,13 @@ def reserve_all(db: Database, entries: Sequence[Entry], defer: Deferrer) -> list
     covered = {row["customer_id"] for row in _update_from(db, RESERVE_ALL, list(totals.items()))}
     outcomes: list[Outcome] = []
     for entry in entries:
-        held = entry.customer_id in covered or _reserve_alone(db, entry)
+        held = entry.customer_id in covered or ledger.hold(
+            db, entry.customer_id, entry.reserved.micros
+        )
         if held:
             defer(ledger.INSERT, ledger.row(entry, "reserved"))
         outcomes.append((True, None) if held else (False, InsufficientCredit()))
     return outcomes
-
-
-def _reserve_alone(db: Database, entry: Entry) -> bool:
-    """A customer whose whole batch its balance did not cover: each call on its own, in order."""
-    cost = entry.reserved.micros
-    changed = db.execute(
-        "UPDATE balances SET available_micros = available_micros - ?,"
-        " reserved_micros = reserved_micros + ?,"
-        " allowance_left_micros = CASE WHEN allowance_left_micros > ?"
-        " THEN allowance_left_micros - ? ELSE 0 END"
-        " WHERE customer_id = ? AND available_micros >= ?",
-        (cost, cost, cost, cost, entry.customer_id, cost),
-    )
-    return changed == 1
 
 
 def settle_one(db: Database, settling: Settling, defer: Deferrer) -> bool:
