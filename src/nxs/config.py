@@ -67,6 +67,7 @@ class Settings:
 
     database_url: str = "sqlite:///nxs.db"
     database_pool_size: Count = 10  # PostgreSQL connections per process
+    database_busy_seconds: Seconds = 10.0  # SQLite: longest wait for another writer's lock
     upstream_url: str | None = None  # e.g. http://127.0.0.1:9100 → {upstream_url}/{host}
     public_url: str | None = None  # base of the URLs NXS hands out; else Host/X-Forwarded-*
     secret_key: str | None = None  # encrypts upstream keys at rest

@@ -48,6 +48,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("NXS_DATABASE_POOL_SIZE", "database_pool_size", "PostgreSQL connections per process"),
     Variable(
+        "NXS_DATABASE_BUSY_SECONDS",
+        "database_busy_seconds",
+        "SQLite: longest wait for another process's write lock; then billable calls get 503 "
+        "(the gateway waits on its event loop: keep it short)",
+    ),
+    Variable(
         "NXS_SECRET_KEY",
         "secret_key",
         "encrypts upstream keys and NXS's signing key at rest",

@@ -29,16 +29,20 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, connection: sqlite3.Connection, label: str) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, label: str, busy_seconds: float = BUSY_TIMEOUT_SECONDS
+    ) -> None:
         self._connection = connection
         self._label = label
+        self._busy_seconds = busy_seconds
         self._lock = threading.RLock()
         self._depth = 0
         self._checkpointer: _Checkpointer | None = None
 
     @classmethod
-    def open(cls, path: Path | None) -> SqliteDatabase:
-        """Open (creating if needed) the file at `path`, or an in-memory database."""
+    def open(cls, path: Path | None, busy_seconds: float = BUSY_TIMEOUT_SECONDS) -> SqliteDatabase:
+        """Open (creating if needed) the file at `path`, or an in-memory database; a write
+        waits up to `busy_seconds` for another process's lock, then fails."""
         label = ":memory:" if path is None else str(path)
         if path is not None and not path.parent.is_dir():
             raise DatabaseError(
@@ -48,12 +52,12 @@ class SqliteDatabase:
             _create_private(path)
         try:
             connection = sqlite3.connect(
-                label, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+                label, timeout=busy_seconds, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise DatabaseError(f"Cannot open database {label}: {exc}") from exc
         connection.row_factory = _dict_row
-        database = cls(connection, label)
+        database = cls(connection, label, busy_seconds)
         try:
             database._configure(in_memory=path is None)
         except DatabaseError:
@@ -62,7 +66,7 @@ class SqliteDatabase:
         return database
 
     def _configure(self, *, in_memory: bool) -> None:
-        self.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        self.execute(f"PRAGMA busy_timeout = {int(self._busy_seconds * 1000)}")
         self.execute("PRAGMA foreign_keys = ON")
         if not in_memory:
             self._enable_wal()
@@ -70,7 +74,7 @@ class SqliteDatabase:
 
     def _enable_wal(self) -> None:
         """Switch to WAL; a concurrent opener may hold the lock for a moment, so retry."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        deadline = time.monotonic() + max(self._busy_seconds, BUSY_TIMEOUT_SECONDS)
         while True:
             try:
                 row = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()

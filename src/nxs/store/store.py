@@ -32,7 +32,7 @@ from nxs.store.models import (
 )
 from nxs.store.notices import bump_version
 from nxs.store.postgres import DEFAULT_POOL_SIZE, PostgresDatabase
-from nxs.store.sqlite import SqliteDatabase
+from nxs.store.sqlite import BUSY_TIMEOUT_SECONDS, SqliteDatabase
 
 
 class Store:
@@ -46,7 +46,7 @@ class Store:
     def open(cls, settings: Settings) -> Store:
         """Connect to `settings.database_url`, migrate, and load the secret."""
         url = parse_url(settings.database_url)
-        database = connect(url, settings.database_pool_size)
+        database = connect(url, settings.database_pool_size, settings.database_busy_seconds)
         try:
             migrate(database)
             box = _load_box(settings, url)
@@ -207,12 +207,15 @@ class Store:
         bump_version(self._db)
 
 
-def connect(url: DatabaseUrl, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
-    """The backend for a parsed URL: PostgreSQL (a pool of `pool_size`) or SQLite."""
+def connect(
+    url: DatabaseUrl, pool_size: int = DEFAULT_POOL_SIZE, busy_seconds: float = BUSY_TIMEOUT_SECONDS
+) -> Database:
+    """The backend for a parsed URL: PostgreSQL (a pool of `pool_size`) or SQLite (waiting
+    up to `busy_seconds` for another process's write lock)."""
     if url.scheme == "postgresql":
         return PostgresDatabase.open(url.url, pool_size)
     path: Path | None = url.path
-    return SqliteDatabase.open(path)
+    return SqliteDatabase.open(path, busy_seconds)
 
 
 def upgrade_schema(settings: Settings) -> list[int]:
