@@ -17,6 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page
+from tests.support import fake_stripe
+from tests.support.browser import chromium
+from tests.support.fake_stripe import FakeStripe
 from tests.support.servers import RunningServer, free_port, run_nxs, start_emulator, start_nxs
 from tests.support.servers import eventually as eventually
 
@@ -305,3 +309,27 @@ def alice(gateway: Gateway) -> Customer:
 @pytest.fixture(scope="session")
 def bob(gateway: Gateway) -> Customer:
     return gateway.customer("bob")
+
+
+@pytest.fixture(scope="module")
+def stripe() -> Iterator[FakeStripe]:
+    """A stand-in for Stripe's API (an external service) on a loopback port."""
+    fake = fake_stripe.start_fake_stripe()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, one per module (page tests)."""
+    with chromium() as found:
+        yield found
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a context of its own: no cookie outlives its test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 from tests.e2e.conftest import GOOD_KEY, DatabaseEnv, Deployment, Gateway, eventually
-from tests.support.browser import chromium, screenshot_folder
+from tests.support.browser import screenshot_folder
 from tests.support.receiver import WebhookReceiver
 from tests.support.servers import RunningServer, free_port, start_nxs
 
@@ -61,20 +61,6 @@ def gateway(deployment: Deployment) -> Iterator[Gateway]:
     yield running
     running.client.close()
     running.server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as found:
-        yield found
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def sign_in(page: Page, gateway: Gateway, name: str, password: str = PASSWORD) -> None:

@@ -27,13 +27,6 @@ FLUX = "fal-ai/flux/dev"
 
 
 @pytest.fixture(scope="module")
-def stripe() -> Iterator[FakeStripe]:
-    fake = fake_stripe.start_fake_stripe()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def deployment(make_deployment: Callable[[], Deployment], stripe: FakeStripe) -> Deployment:
     deployment = make_deployment()
     deployment.env.update(

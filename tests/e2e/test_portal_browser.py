@@ -16,22 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from tests.e2e.conftest import GOOD_KEY, DatabaseEnv, Deployment, Gateway, launch
 from tests.support import fake_stripe
-from tests.support.browser import chromium, screenshot_folder
+from tests.support.browser import screenshot_folder
 from tests.support.fake_stripe import FakeStripe, signed
 from tests.support.portal import PASSWORD, invite_link
 from tests.support.servers import RunningServer, eventually
 
 FLUX = "fal-ai/flux/dev"
-
-
-@pytest.fixture(scope="module")
-def stripe() -> Iterator[FakeStripe]:
-    fake = fake_stripe.start_fake_stripe()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +55,6 @@ def gateway(
     yield running
     running.client.close()
     running.server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as found:
-        yield found
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def shot(page: Page, name: str) -> None:
