@@ -21,7 +21,12 @@ BIN = Path(sys.executable).parent  # the test venv's tools: uv, hadolint, check-
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     command = [str(arg) for arg in args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    # uv trusts the system's CA store as pip does (the package index may sit behind a
+    # TLS-inspecting proxy whose CA only the system knows)
+    env = {**os.environ, "UV_SYSTEM_CERTS": "1"}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, env=env
+    )
 
 
 @pytest.fixture(scope="module")
