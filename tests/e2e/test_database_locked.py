@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually, launch
+from tests.e2e.conftest import Customer, Deployment, Gateway, eventually, launch
 
 pytestmark = pytest.mark.sqlite_only
 ADMIN_TOKEN = "database-locked-admin-token-0123456"
 SDXL = "fal-ai/fast-sdxl"
+UPSTREAM = "acct-locked:secret-locked-0001"  # its own account at the shared emulator
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None 
 
 def prepaid_customer(gateway: Gateway) -> Customer:
     """SDXL at 0.01 per image; a prepaid customer with 1 USD."""
-    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": GOOD_KEY, "weight": 1})
+    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": UPSTREAM, "weight": 1})
     admin(gateway, "PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
     admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
     admin(gateway, "POST", "/customers", {"name": "locked"})
@@ -76,13 +77,14 @@ def test_billable_calls_get_503_while_the_database_is_locked_then_resume(
         "detail": "Database unavailable",
         "error_type": "database_unavailable",
     }
-    assert locked.deployment.received() == []  # nothing reached fal
+    assert locked.deployment.received("acct-locked") == []  # nothing reached fal
     assert locked.deployment.rows("SELECT status FROM ledger") == []  # nothing half written
 
     def answered() -> bool:  # the writer's next try (each second) ends the outage
         return locked.request("POST", f"/{SDXL}", customer.key, json={"prompt": "b"}).is_success
 
     assert eventually(answered, 5)
+    assert len(locked.deployment.received("acct-locked")) == 1  # the answered run alone
     rows = locked.deployment.rows("SELECT status, cost_micros FROM ledger")
     assert [(row["status"], row["cost_micros"]) for row in rows] == [("settled", 10_000)]
     assert admin(locked, "GET", "/customers/locked/balance")["available"] == "0.99"

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually, launch
+from tests.e2e.conftest import Customer, Deployment, Gateway, eventually, launch
 
 pytestmark = pytest.mark.sqlite_only
 ADMIN_TOKEN = "disk-full-admin-token-0123456789abc"
 SDXL = "fal-ai/fast-sdxl"
+UPSTREAM = "acct-full:secret-full-0001"  # its own account at the shared emulator
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def on_small_disk(
 
 def prepaid_customer(gateway: Gateway) -> Customer:
     """SDXL at 0.01 per image; a prepaid customer with 1 USD."""
-    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": GOOD_KEY, "weight": 1})
+    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": UPSTREAM, "weight": 1})
     admin(gateway, "PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
     admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
     admin(gateway, "POST", "/customers", {"name": "full"})
@@ -91,7 +92,7 @@ def test_a_full_disk_refuses_billable_calls_with_503_then_service_resumes(
         "error_type": "database_unavailable",
     }
     assert gateway.request("GET", "/healthz").status_code == 200
-    assert gateway.deployment.received() == []  # nothing reached fal
+    assert gateway.deployment.received("acct-full") == []  # nothing reached fal
     assert gateway.deployment.rows("SELECT status FROM ledger") == []  # nothing half written
     filler.unlink()
 
@@ -99,6 +100,7 @@ def test_a_full_disk_refuses_billable_calls_with_503_then_service_resumes(
         return gateway.request("POST", f"/{SDXL}", customer.key, json={"prompt": "b"}).is_success
 
     assert eventually(answered, 5)
+    assert len(gateway.deployment.received("acct-full")) == 1  # the answered run alone
     rows = gateway.deployment.rows("SELECT status, cost_micros FROM ledger")
     assert [(row["status"], row["cost_micros"]) for row in rows] == [("settled", 10_000)]
     assert admin(gateway, "GET", "/customers/full/balance")["available"] == "0.99"
