@@ -88,7 +88,8 @@ def start(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[list[Contend
         "NXS_BILLING": "off",
         "NXS_METRICS_TOKEN": METRICS_TOKEN,
     }
-    nxs(env, "upstream", "add", "pool", stdin="upstream-secret-key\n")
+    # the upstream is nginx, not one fal account: room for every request at once
+    nxs(env, "upstream", "add", "pool", "--concurrency", "1000", stdin="upstream-secret-key\n")
     nxs(env, "customers", "create", "bench")
     key = nxs(env, "keys", "create", "bench").strip().splitlines()[-1]
     serve = [sys.executable, "-m", "nxs", "serve", "--port", str(port)]

@@ -77,7 +77,8 @@ def start(tmp: Path, procs: list) -> list[Contender]:  # type: ignore[type-arg]
         "NXS_UPSTREAM_URL": upstream,
         "NXS_ACCESS_LOG": "false",
     }
-    nxs(env, "upstream", "add", "pool", stdin="upstream-secret-key\n")
+    # the upstream is nginx, not one fal account: room for every request at once
+    nxs(env, "upstream", "add", "pool", "--concurrency", "1000", stdin="upstream-secret-key\n")
     nxs(env, "pricing", "set", "fal-ai/flux/dev", "request", "0.001")
     nxs(env, "plans", "create", "prepaid", "--prepaid")
     metered, payer = customer(env, "metered"), customer(env, "payer")

@@ -135,7 +135,8 @@ def prepare_nxs(tmp: Path, upstream: str) -> tuple[dict[str, str], str]:
     }
     nxs(env, "customers", "create", "bench")
     key = nxs(env, "keys", "create", "bench").strip().splitlines()[-1]
-    nxs(env, "upstream", "add", "pool", stdin="upstream-secret-key\n")
+    # the upstream is nginx, not one fal account: room for every request at once
+    nxs(env, "upstream", "add", "pool", "--concurrency", "1000", stdin="upstream-secret-key\n")
     return env, key
 
 

@@ -247,7 +247,8 @@ def start(
 def provision(env: dict[str, str]) -> dict[str, str]:
     """The schema, an upstream key, the price, the plans and a key per plan's customer."""
     nxs(env, "db", "upgrade")
-    nxs(env, "upstream", "add", "pool", stdin="upstream-secret-key\n")
+    # the upstream is nginx, not one fal account: room for every request at once
+    nxs(env, "upstream", "add", "pool", "--concurrency", "1000", stdin="upstream-secret-key\n")
     nxs(env, "pricing", "set", "fal-ai/flux/dev", "request", "0.001")
     nxs(env, "plans", "create", "prepaid", "--prepaid")
     nxs(env, "plans", "create", "limited", "--rpm", NEVER_REFUSES)
