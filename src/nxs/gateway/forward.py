@@ -47,7 +47,9 @@ DROPPED: Final = frozenset(
 SMALL_BODY: Final = 256 * 1024  # answers up to this size are sent in one ASGI message
 UPSTREAM_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 LOG = logging.getLogger(__name__)
-BOUND_READ_TRIES: Final = 8  # a status or result read fal's front failed is asked again
+BOUND_READ_TRIES: Final = 16  # a status or result read fal's front failed is asked again
+# (16: a front failing half its answers, as the emulator's flaky keys do, still fails a
+# read once in 65,536; at 8 a client polling a queued request saw it every few hundred)
 
 
 def _front_failure(response: aiohttp.ClientResponse) -> bool:
