@@ -45,6 +45,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.limits = limits
         self.header_deadline: asyncio.TimerHandle | None = None
         self.header_bytes = 0
+        self.body_done = True  # the current request's body has been received whole
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,10 +65,21 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done()
+        self.body_done = False
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.body_done = True
+        super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            self._next_request()  # answered before its body was read (a 401, a 413)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.body_done:  # else the rest of the body is still to come, and is no header
+            self._next_request()
+
+    def _next_request(self) -> None:
         if not self.transport.is_closing() and not self.pipeline:
             self._await_headers()  # the next request on this connection, if any
 
