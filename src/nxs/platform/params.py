@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Final, cast
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nxs.errors import BadRequest
+from nxs.isotime import iso_moment
 from nxs.platform.queries import (
     TIMEFRAMES,
     Timeframe,
@@ -124,16 +125,10 @@ class Query:
         value = self.one(name)
         if value is None:
             return None
-        text = value.strip()
         try:
-            if len(text) == 10:
-                day = date.fromisoformat(text)
-                when = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            else:
-                when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            when = iso_moment(value)
         except ValueError as exc:
             raise BadRequest(f"{name} must be an ISO 8601 date or date-time") from exc
-        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
         if not EARLIEST <= when < LATEST:  # room for a day's span and a bucket's bounds
             raise BadRequest(f"{name} must be between 1970-01-02 and 2999-12-31")
         return when

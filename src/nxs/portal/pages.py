@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -131,16 +132,7 @@ class Pages:
         _, email = await self.site.call(accounts.pending_invite, self.store.database, token)
         password = form.get("password", "")
         if password != form.get("confirm", ""):
-            return self.site.render(
-                request,
-                "sign_up.html",
-                None,
-                status=400,
-                email=email,
-                token=token,
-                error="The two passwords differ",
-                name=form.get("name", ""),
-            )
+            return self._sign_up_refused(request, token, email, form, "The two passwords differ")
         try:
             account = await self.site.call(
                 accounts.accept,
@@ -151,18 +143,24 @@ class Pages:
                 password,
             )
         except BadRequest as error:
-            return self.site.render(
-                request,
-                "sign_up.html",
-                None,
-                status=400,
-                email=email,
-                token=token,
-                error=str(error.detail),
-                name=form.get("name", ""),
-            )
+            return self._sign_up_refused(request, token, email, form, str(error.detail))
         await self.site.call(self.site.sessions.close_all, account.customer_id)  # a reset
         return await self.site.sign_in(request, account.customer_id, f"{self.site.prefix}/overview")
+
+    def _sign_up_refused(
+        self, request: Request, token: str, email: str, form: Mapping[str, str], error: str
+    ) -> Response:
+        """The sign-up form again (400) with what was wrong and the name as typed."""
+        return self.site.render(
+            request,
+            "sign_up.html",
+            None,
+            status=400,
+            email=email,
+            token=token,
+            error=error,
+            name=form.get("name", ""),
+        )
 
     # -- pages -------------------------------------------------------------------------
 
