@@ -10,6 +10,7 @@ import pytest
 
 from nxs.store.database import Database, parse_url
 from nxs.store.migrations import migrate
+from nxs.store.offload import Offload
 from nxs.store.sqlite import SqliteDatabase
 from nxs.store.store import connect
 
@@ -54,3 +55,11 @@ def open_db(database_url: str) -> Iterator[Callable[[], Database]]:
 def db(open_db: Callable[[], Database]) -> Database:
     """A migrated database of its own, on each backend."""
     return open_db()
+
+
+@pytest.fixture
+def offload(db: Database) -> Iterator[Offload]:
+    """Where the writer commits: inline on SQLite, on store threads on PostgreSQL."""
+    found = Offload(db, 4)
+    yield found
+    found.close()

@@ -8,10 +8,7 @@ batched path), 100 concurrent holds against credit for 10.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
-
-import pytest
 
 from nxs.billing import catalog, ledger, ledger_batch
 from nxs.billing.errors import InsufficientCredit
@@ -152,14 +149,6 @@ def test_a_row_already_closed_is_not_settled_again_by_a_batch(db: Database) -> N
         outcomes = ledger_batch.settle_all(db, [(item, charged(item, "4"))], lambda *_: None)
     assert outcomes == [(True, False)]
     assert state(db, cid)[:2] == (Money.parse("0.98"), Money(0))
-
-
-@pytest.fixture
-def offload(db: Database) -> Iterator[Offload]:
-    """Where the writer commits: inline on SQLite, on store threads on PostgreSQL."""
-    found = Offload(db, 4)
-    yield found
-    found.close()
 
 
 def test_100_concurrent_holds_against_credit_for_10_admit_exactly_10(

@@ -28,14 +28,6 @@ from nxs.store.offload import Offload
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
 
 
-@pytest.fixture
-def offload(db: Database) -> Iterator[Offload]:
-    """Where the writer commits: inline on SQLite, on store threads on PostgreSQL."""
-    found = Offload(db, 4)
-    yield found
-    found.close()
-
-
 def entry(customer_id: str, entry_id: str) -> Entry:
     return Entry(
         id=entry_id,
