@@ -15,7 +15,6 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from tests.support.servers import free_port
 
 USER = "nxs"
 PASSWORD = "nxs-test-password"
@@ -123,7 +124,7 @@ def start_postgres(settings: tuple[str, ...] = ()) -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
         shutil.chown(password_file, "postgres", "postgres")
-    server = PostgresServer(folder, _free_port(), bin_dir)
+    server = PostgresServer(folder, free_port(), bin_dir)
     _run_as_owner(
         [
             str(bin_dir / "initdb"),
@@ -170,13 +171,6 @@ def _run_as_owner(command: list[str], log: Path | None = None) -> None:
             f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
             f"{server_log}"
         )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _tables(connection: psycopg.Connection[Any]) -> list[str]:

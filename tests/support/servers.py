@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -22,10 +23,53 @@ from ssl import SSLContext, create_default_context
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class PortBlock:
+    """Loopback ports for one test process's servers, handed out once each.
+
+    A port from `bind(0)` comes from the kernel's ephemeral range, where every other
+    test process (pytest-xdist's workers) and every outgoing connection takes theirs: a
+    port closed here to be reopened by a child server may be taken in between, and the
+    test then talks to someone else's server (seen in CI: a session gateway whose port
+    an emulator of the other worker answered). So each process gets a block of its own
+    below the ephemeral range, by its xdist worker number, and walks it in order.
+    """
+
+    SIZE = 2000
+    FIRST = 12000
+
+    def __init__(self, worker: str) -> None:
+        index = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+        start = self.FIRST + index * self.SIZE
+        if start + self.SIZE > _ephemeral_start():
+            raise RuntimeError(f"too many test processes for the port blocks: {worker}")
+        self._ports = itertools.cycle(range(start, start + self.SIZE))
+
+    def take(self) -> int:
+        """The next port of the block nobody listens on."""
+        for _ in range(self.SIZE):
+            port = next(self._ports)
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+        raise RuntimeError("no free port left in this test process's block")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+PORTS = PortBlock(os.environ.get("PYTEST_XDIST_WORKER", "main"))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port of this test process's own block (see `PortBlock`)."""
+    return PORTS.take()
 
 
 @dataclass

@@ -7,6 +7,7 @@ timestamp within ±`tolerance_seconds` of now.
 from __future__ import annotations
 
 import binascii
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from nxs.errors import BadRequest, InvalidApiKey, UpstreamFailed
 from nxs.relay.signing import b64url_decode, signed_message
+
+logger = logging.getLogger("nxs.relay.verify")
 
 HEADER_NAMES = ("request-id", "user-id", "timestamp", "signature")
 JWKS_TIMEOUT_SECONDS = 10.0
@@ -119,6 +122,7 @@ class FalWebhookVerifier:
                 response.raise_for_status()
                 document = await response.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            logger.warning("fal's JWKS at %s unavailable: %r", self._jwks_url, exc)
             raise JwksUnavailable() from exc
         self._keys = parse_jwks(document)
 
