@@ -75,7 +75,7 @@ def reserve_all(db: Database, entries: Sequence[Entry], defer: Deferrer) -> list
     totals: dict[str, int] = {}
     for entry in entries:
         totals[entry.customer_id] = totals.get(entry.customer_id, 0) + entry.reserved.micros
-    covered = {row["customer_id"] for row in _update_from(db, RESERVE_ALL, list(totals.items()))}
+    covered = {row["customer_id"] for row in update_from(db, RESERVE_ALL, list(totals.items()))}
     outcomes: list[Outcome] = []
     for entry in entries:
         held = entry.customer_id in covered or ledger.hold(
@@ -105,7 +105,7 @@ def settle_all(db: Database, batch: Sequence[Settling], defer: Deferrer) -> list
             firsts.setdefault(entry.id, (entry, settlement))
     moment = now()
     rows = [_settle_row(entry, settlement, moment) for entry, settlement in firsts.values()]
-    changed = {row["id"] for row in _update_from(db, SETTLE_ALL, rows)}
+    changed = {row["id"] for row in update_from(db, SETTLE_ALL, rows)}
     _release_holds(db, [firsts[entry_id] for entry_id in changed])
     outcomes: list[Outcome] = []
     for entry, settlement in batch:
@@ -141,10 +141,10 @@ def _release_holds(db: Database, settled: list[Settling]) -> None:
             held[1] += settlement.release.micros
     rows = [(customer, held, release) for customer, (held, release) in sums.items()]
     if rows:
-        _update_from(db, RELEASE_ALL, rows, returning=False)
+        update_from(db, RELEASE_ALL, rows, returning=False)
 
 
-def _update_from(
+def update_from(
     db: Database, template: str, rows: Sequence[Params], *, returning: bool = True
 ) -> list[Any]:
     """Run `template` with its `VALUES` list filled by `rows` (all of one width)."""
@@ -168,7 +168,7 @@ def attach_one(db: Database, attaching: Attaching, defer: Deferrer) -> Entry:
 def attach_all(db: Database, batch: Sequence[Attaching], defer: Deferrer) -> list[Outcome]:
     """Every reserved row of the batch gets its request id and becomes `pending`."""
     rows = [(entry.id, request_id, key_id, check) for entry, request_id, key_id, check in batch]
-    _update_from(db, ATTACH_ALL, rows, returning=False)
+    update_from(db, ATTACH_ALL, rows, returning=False)
     return [(True, attached(item)) for item in batch]
 
 

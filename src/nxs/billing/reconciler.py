@@ -24,8 +24,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from nxs.billing import ledger, replay
+from nxs.billing import ledger, replay, slices
 from nxs.billing.ledger import Entry
+from nxs.billing.money import Money
 from nxs.billing.outcomes import outcome_of_result, outcome_of_status
 from nxs.billing.settle import Outcome
 from nxs.store import claims
@@ -99,6 +100,16 @@ class Reconciler:
         if not held:
             return 0
         released = await asyncio.to_thread(_release_stranded, self.db, before)
+        given_back = await asyncio.to_thread(_give_back_stale_slices, self.db, before)
+        for slice_id, customer_id, micros in given_back:
+            LOG.warning(
+                "gave back credit slice %s (customer %s, %s USD): taken more than %.0f s ago"
+                " by a gateway process that stopped before closing it",
+                slice_id,
+                customer_id,
+                Money(micros),
+                self.reservation_ttl,
+            )
         for entry in released:
             LOG.warning(
                 "released stranded hold %s (customer %s, %s, %s USD): reserved %.0f s ago"
@@ -109,7 +120,7 @@ class Reconciler:
                 entry.reserved,
                 moment - entry.created_at,
             )
-        return len(released)
+        return len(released) + len(given_back)
 
     async def _check(self, entry: Entry) -> None:
         try:
@@ -159,3 +170,9 @@ def _release_stranded(db: Database, before: float) -> list[Entry]:
     """One read of the (tiny) index of open holds; a write only when some are too old."""
     old = ledger.stranded(db, before, BATCH)
     return ledger.release(db, old) if old else []
+
+
+def _give_back_stale_slices(db: Database, before: float) -> list[tuple[str, str, int]]:
+    """Credit slices older than the reservation TTL: their process died holding them."""
+    stale = slices.stale(db, before, BATCH)
+    return [found for found in stale if slices.give_back(db, found[0]) is not None]

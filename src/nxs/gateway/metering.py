@@ -19,7 +19,7 @@ from typing import Final, ParamSpec, TypeVar
 
 from aiohttp import ClientResponse
 
-from nxs.billing import ledger, ledger_batch, replay
+from nxs.billing import ledger, ledger_batch, replay, slices
 from nxs.billing.catalog import BillingSnapshot, load_snapshot
 from nxs.billing.estimate import at_least_a_micro, defaults_for, estimate_units
 from nxs.billing.idempotency import fingerprint
@@ -33,6 +33,7 @@ from nxs.billing.settle import (
     BILLABLE_UNITS_HEADER,
     Outcome,
     Settlement,
+    Verdict,
     settle,
 )
 from nxs.billing.writer import LedgerWriter
@@ -40,6 +41,7 @@ from nxs.gateway import routes, tickets
 from nxs.gateway.exchange import Exchange, Headers
 from nxs.gateway.forward import SMALL_BODY
 from nxs.gateway.routes import Route
+from nxs.gateway.slicer import Slicer
 from nxs.gateway.tariffs import BODY_UNITS, Tariff, Tariffs
 from nxs.gateway.tickets import Ticket
 from nxs.state.leases import queued_lease_seconds, run_lease_seconds
@@ -77,6 +79,10 @@ class Meter:
 
     def __post_init__(self) -> None:
         self.writer = LedgerWriter(self.db, self.offload)
+        # prepaid runs admitted against credit slices: on a network database only, where
+        # a hold is a commit of its own (on SQLite it costs microseconds)
+        network = self.offload is not None and not self.offload.inline
+        self.slicer = Slicer(self.writer) if network else None
 
     def start(self) -> None:
         self.reload()
@@ -84,6 +90,8 @@ class Meter:
 
     async def stop(self) -> None:
         await asyncio.gather(*self.releases, return_exceptions=True)
+        if self.slicer is not None:
+            await self.slicer.stop()
         await self.writer.stop()
 
     def reload(self, snapshot: BillingSnapshot | None = None) -> None:
@@ -184,6 +192,10 @@ class Meter:
         monthly = ticket.plan.monthly_credit if ticket.plan.mode is CreditMode.MONTHLY else None
         entry, defer = ticket.entry, self.writer.defer
         if idem is None and monthly is None:  # a plain hold: batched with the batch's others
+            if self.slicer is not None and entry.kind == "run":
+                ticket.slice = await self.slicer.admit(entry.customer_id, entry.reserved.micros)
+                if ticket.slice is not None:  # held by this process's slice: nothing to write
+                    return
             await self.writer.apply(ledger_batch.RESERVE, entry)
             ticket.written = True
             return
@@ -230,7 +242,7 @@ class Meter:
         if ticket is None:
             return None
         tariff, headers = ticket.tariff, response.headers
-        if ticket.written or ticket.idempotency is not None or tariff is None:
+        if ticket.written or ticket.slice or ticket.idempotency is not None or tariff is None:
             return self._ran_response(ticket, response, upstream_id)
         billed = headers.get(BILLABLE_UNITS_HEADER) if tariff.rule.header_units else None
         if billed is None and tariff.rule.unit in BODY_UNITS:  # the body tells the units
@@ -252,7 +264,11 @@ class Meter:
         body = None
         length = response.content_length
         if length is not None and length <= SMALL_BODY:  # as relay reads it
-            body = await response.read()
+            try:
+                body = await response.read()
+            except BaseException:  # fal's answer broke off: nothing reaches the client
+                await self.failed(ticket)
+                raise
         await self.ran(ticket, response.status, response.headers, body, upstream_id)
 
     async def ran(
@@ -268,7 +284,7 @@ class Meter:
             return
         entry = ticket.entry
         fal_id = headers.get(REQUEST_ID_HEADER)
-        if not ticket.written and ticket.idempotency is None:  # a metered run
+        if not ticket.written and not ticket.slice and ticket.idempotency is None:  # metered
             try:
                 row = self._metered_row(ticket, status, headers, body)
                 now = time.time()
@@ -420,6 +436,9 @@ class Meter:
         self, ticket: Ticket, settlement: Settlement, stored: StoredResponse | None
     ) -> None:
         entry, written, idem = ticket.entry, ticket.written, ticket.idempotency
+        if ticket.slice is not None:
+            await self._charge_slice(ticket, settlement)
+            return
         if written and idem is None:  # batched with the batch's other settlements
             await self.writer.apply(ledger_batch.SETTLE, (entry, settlement))
             return
@@ -435,6 +454,27 @@ class Meter:
                 replay.release(db, *idem)
 
         await self.writer.run(operation)
+
+    async def _charge_slice(self, ticket: Ticket, settlement: Settlement) -> None:
+        """A sliced run's row, born closed (or `reserved`, with its hold moved out of the
+        slice, while its outcome is not final), and its cost out of the slice."""
+        held, entry = ticket.slice, ticket.entry
+        assert held is not None and self.slicer is not None
+        ticket.slice = None  # settled once
+        reserved = entry.reserved.micros
+        if settlement.verdict is Verdict.HOLD:
+            charge = slices.Charge(
+                held.id, entry.customer_id, reserved, reserved, ledger.row(entry, "reserved")
+            )
+        else:
+            status = ledger.closed_status(settlement)
+            row = ledger.row(entry, status, settlement)
+            cost = settlement.cost.micros
+            charge = slices.Charge(held.id, entry.customer_id, cost, 0, row)
+        try:
+            await self.writer.apply(slices.CHARGE, charge)
+        finally:
+            self.slicer.settled(held, reserved, charge.taken)
 
     def _remember(self, request_id: str, entry: Entry, permit: Permit | None) -> None:
         if len(self.open) >= MEMORY_LIMIT:

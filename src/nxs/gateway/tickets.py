@@ -19,6 +19,7 @@ from nxs.billing.replay import StoredResponse
 from nxs.billing.settle import header_units
 from nxs.errors import MalformedJson, UnsupportedMediaType
 from nxs.gateway.exchange import Exchange, Headers
+from nxs.gateway.slicer import Slice
 from nxs.gateway.tariffs import Tariff
 from nxs.jsoninput import is_json_type, parse_json, parse_object
 from nxs.store.models import KeyGrant
@@ -34,6 +35,7 @@ class Ticket:
     idempotency: tuple[str, str] | None = None  # (customer_id, key)
     replay: StoredResponse | None = None
     written: bool = False  # a `reserved` row exists (credit plans)
+    slice: Slice | None = None  # or its hold is in this process's credit slice
     request_body: bytes | None = None  # kept while the estimate is deferred
     tariff: Tariff | None = None
 

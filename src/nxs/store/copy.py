@@ -36,6 +36,7 @@ TABLES: Final = (
     ("fal_units", "endpoint"),
     ("idempotency_keys", "customer_id, key"),
     ("ledger", "id"),
+    ("credit_slices", "id"),
     ("job_leases", "name"),
     ("operators", "id"),
     ("web_sessions", "token_hash"),

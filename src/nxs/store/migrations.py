@@ -21,6 +21,7 @@ from nxs.billing.schema import (
     LEDGER_V5_STATEMENTS,
 )
 from nxs.billing.schema_reserved import RESERVED_NAME, RESERVED_STATEMENTS
+from nxs.billing.schema_slices import SLICES_NAME, SLICES_STATEMENTS
 from nxs.billing.schema_units import FAL_UNITS_NAME, FAL_UNITS_STATEMENTS
 from nxs.catalogue.schema import CATALOGUE_NAME, CATALOGUE_STATEMENTS
 from nxs.console.schema import OPERATORS_NAME, OPERATORS_STATEMENTS
@@ -105,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, PORTAL_NAME, PORTAL_STATEMENTS),
     Migration(11, CATALOGUE_NAME, CATALOGUE_STATEMENTS),
     Migration(12, SCHEDULER_NAME, SCHEDULER_STATEMENTS),
+    Migration(13, SLICES_NAME, SLICES_STATEMENTS),
 )
 
 
