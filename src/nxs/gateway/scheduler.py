@@ -30,6 +30,8 @@ from nxs.state.limits import Limit, Limits, Permit
 Gone = Callable[[], Awaitable[object]]  # completes when the run's client disconnects
 TICK_SECONDS: Final = 0.05  # while runs wait: look again (cooldowns end, limits climb)
 SHARED_REST_SECONDS: Final = 0.05  # a key another replica filled is skipped this long
+SPARE_SECONDS: Final = 0.05  # a finished run's shared lease waits this long for the next run
+REUSE_SECONDS: Final = 5.0  # … while younger than this (its ttl's margin is 30 s)
 FIRST: Final = asyncio.FIRST_COMPLETED
 
 
@@ -53,7 +55,17 @@ class Lane:
 class SharedSlots:
     """Slots as in-flight leases in the shared state (`nxs.state`): one acquire per run,
     batched with the loop turn's other calls on Redis; any key's leases are alike, so a
-    finished run frees any one of them."""
+    finished run frees any one of them.
+
+    A finished run's lease is kept a moment as a spare (`SPARE_SECONDS`) for this
+    process's next run on the key, which then claims it without a round trip: under load
+    runs follow each other within microseconds, and the shared state sees a lease taken
+    once per `REUSE_SECONDS` instead of twice per run. The lease still counts there while
+    it is spare, so workers and replicas together never exceed the key's concurrency;
+    others merely see the slot busy for up to `SPARE_SECONDS` more. A lease is reused
+    only while younger than `REUSE_SECONDS`, so the run it serves ends (at most the
+    upstream timeout) before the lease expires (that timeout plus its margin, 30 s).
+    """
 
     def __init__(self, limits: Limits, ttl: float) -> None:
         self._limits, self._ttl = limits, ttl
@@ -62,22 +74,83 @@ class SharedSlots:
         # the OS's randomness: ~2 % of a request's CPU): a random prefix, then a count
         self._prefix = uuid.uuid4().hex[:16]
         self._numbers = itertools.count()
+        self._taken_at: dict[str, float] = {}  # lease → when the shared state granted it
+        self._spares: dict[str, list[tuple[str, float]]] = {}  # key id → (lease, spare since)
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def claim(self, entry: PoolKey) -> bool:
-        cap = entry.limit(time.monotonic())
+        now = time.monotonic()
+        spare = self._spare(entry.key.id, now)
+        if spare is not None:
+            entry.leases.append(spare)
+            return True
+        cap = entry.limit(now)
         lease = f"{self._prefix}{next(self._numbers):x}"
         scope = Limit(f"upstream-slot:{entry.key.id}", max_in_flight=cap)
         answer = await self._limits.acquire([scope], lease, self._ttl)
         if isinstance(answer, Permit):
             entry.leases.append(lease)
+            self._taken_at[lease] = now
             return True
         return False
 
     def release(self, entry: PoolKey) -> None:
-        if entry.leases:
-            task = asyncio.get_running_loop().create_task(self._limits.release(entry.leases.pop()))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not entry.leases:
+            return
+        lease, now = entry.leases.pop(), time.monotonic()
+        if now - self._taken_at.get(lease, 0.0) < REUSE_SECONDS:
+            self._spares.setdefault(entry.key.id, []).append((lease, now))
+            if self._sweep is None:
+                loop = asyncio.get_running_loop()
+                self._sweep = loop.call_later(SPARE_SECONDS, self._give_back_idle)
+            return
+        self._give_back(lease)
+
+    def close(self) -> None:
+        """Give back every spare lease (the process stops)."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for spares in self._spares.values():
+            for lease, _ in spares:
+                self._give_back(lease)
+        self._spares.clear()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spare(self, key_id: str, now: float) -> str | None:
+        """A spare lease of the key still young enough to serve a run (older ones go)."""
+        spares = self._spares.get(key_id)
+        while spares:
+            lease, _ = spares.pop()
+            if now - self._taken_at[lease] < REUSE_SECONDS:
+                return lease
+            self._give_back(lease)
+        return None
+
+    def _give_back_idle(self) -> None:
+        """Spares idle since the last sweep go back to the shared state."""
+        self._sweep = None
+        limit = time.monotonic() - SPARE_SECONDS
+        for key_id, spares in list(self._spares.items()):
+            kept = [(lease, since) for lease, since in spares if since > limit]
+            for lease, since in spares:
+                if since <= limit:
+                    self._give_back(lease)
+            if kept:
+                self._spares[key_id] = kept
+            else:
+                del self._spares[key_id]
+        if self._spares:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(SPARE_SECONDS, self._give_back_idle)
+
+    def _give_back(self, lease: str) -> None:
+        self._taken_at.pop(lease, None)
+        task = asyncio.get_running_loop().create_task(self._limits.release(lease))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 class RunQueue:
@@ -212,6 +285,9 @@ class RunQueue:
             self._dispatch()
 
     async def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+            await self.shared.wait_closed()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
