@@ -67,13 +67,7 @@ def charge(slice_id: str, entry: Entry, images: int) -> slices.Charge:
         headers=headers,
     )
     row = ledger.row(entry, ledger.closed_status(settlement), settlement)
-    return slices.Charge(slice_id, entry.customer_id, settlement.cost.micros, 0, row)
-
-
-def held_open(slice_id: str, entry: Entry) -> slices.Charge:
-    """A run whose outcome is not final: its row stays `reserved` with its whole hold."""
-    row = ledger.row(entry, "reserved")
-    return slices.Charge(slice_id, entry.customer_id, COST, COST, row)
+    return slices.Charge(slice_id, entry.customer_id, settlement.cost.micros, row)
 
 
 def apply(db: Database, charges: list[slices.Charge], batched: bool) -> None:
@@ -112,8 +106,8 @@ def test_a_slice_is_cut_only_from_credit_that_covers_many_runs(db: Database) -> 
 
 
 def test_charges_batched_or_one_by_one_move_the_same_credit(db: Database) -> None:
-    """Two images, a refund and a run left open, then the slice given back: the ledger
-    says 0.02 spent and 0.01 held; the balance says the same."""
+    """Two images, a refund and a run of three images (more than its one estimated), then
+    the slice given back: the ledger says 0.05 spent; the balance says the same."""
     outcomes = []
     for name, batched in (("one", False), ("all", True)):
         cid = customer(db, name, "100")
@@ -123,13 +117,13 @@ def test_charges_batched_or_one_by_one_move_the_same_credit(db: Database) -> Non
             charge(f"slc_{name}", run_entry(cid, 1), 1),
             charge(f"slc_{name}", run_entry(cid, 2), 1),
             charge(f"slc_{name}", run_entry(cid, 3), 0),
-            held_open(f"slc_{name}", run_entry(cid, 4)),
+            charge(f"slc_{name}", run_entry(cid, 4), 3),
         ]
         apply(db, made, batched)
-        assert slices.give_back(db, f"slc_{name}") == 256 * COST - 3 * COST
+        assert slices.give_back(db, f"slc_{name}") == 256 * COST - 5 * COST
         outcomes.append((balance(db, cid), rows(db, cid)))
-    expected_rows = [("settled", COST), ("settled", COST), ("refunded", 0), ("reserved", None)]
-    assert outcomes == [(("99.97", "0.01"), expected_rows)] * 2
+    expected_rows = [("settled", COST), ("settled", COST), ("refunded", 0), ("settled", 3 * COST)]
+    assert outcomes == [(("99.95", "0.00"), expected_rows)] * 2
     assert slices.give_back(db, "slc_one") is None  # given back once
 
 
@@ -143,9 +137,9 @@ def test_a_run_settling_after_its_slice_was_given_back_is_charged_to_available_c
     assert [found[0] for found in slices.stale(db, 2.0)] == ["slc_late"]
     slices.give_back(db, "slc_late")  # the reconciler, its process presumed dead
     assert balance(db, cid) == ("100.00", "0.00")
-    late = [charge("slc_late", run_entry(cid, 1), 1), held_open("slc_late", run_entry(cid, 2))]
+    late = [charge("slc_late", run_entry(cid, 1), 1), charge("slc_late", run_entry(cid, 2), 2)]
     apply(db, late, batched)
-    assert balance(db, cid) == ("99.98", "0.01")  # 0.01 spent, 0.01 held by the open row
+    assert balance(db, cid) == ("99.97", "0.00")
 
 
 def test_200_concurrent_runs_share_one_slice_and_the_balance_ends_exact(

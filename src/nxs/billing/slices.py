@@ -47,14 +47,11 @@ MOVE_ALL = (
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """A sliced run's settlement: its ledger row, and what it takes out of its slice —
-    its cost, or, when its outcome is not final, its whole hold, which then stays in
-    `reserved` (`kept`) for its own row, `reserved` until a verdict or the TTL."""
+    """A sliced run's settlement: its ledger row, born settled or refunded, and its cost."""
 
     slice_id: str
     customer_id: str
-    taken: int  # micro-dollars out of the slice
-    kept: int  # of those, what stays reserved for the run's own row
+    cost: int  # micro-dollars, out of the slice
     row: Params  # `ledger.INSERT`'s parameters
 
 
@@ -83,20 +80,18 @@ def take(db: Database, slice_id: str, customer_id: str, cost: int, created_at: f
 
 
 def charge_one(db: Database, charge: Charge, defer: Deferrer) -> None:
-    """Insert the run's row and take what it took out of its slice and `reserved` (or, if
-    the slice was given back meanwhile, out of the available credit)."""
+    """Insert the run's row and take its cost out of its slice and `reserved` (or, if the
+    slice was given back meanwhile, out of the available credit)."""
     defer(ledger.INSERT, charge.row)
-    if charge.taken == 0:
+    if charge.cost == 0:
         return
     held = db.execute(
-        "UPDATE credit_slices SET micros = micros - ? WHERE id = ?",
-        (charge.taken, charge.slice_id),
+        "UPDATE credit_slices SET micros = micros - ? WHERE id = ?", (charge.cost, charge.slice_id)
     )
-    reserved, available = _moves(charge, held == 1)
+    column = "reserved_micros" if held == 1 else "available_micros"
     db.execute(
-        "UPDATE balances SET reserved_micros = reserved_micros - ?,"
-        " available_micros = available_micros - ? WHERE customer_id = ?",
-        (reserved, available, charge.customer_id),
+        f"UPDATE balances SET {column} = {column} - ? WHERE customer_id = ?",
+        (charge.cost, charge.customer_id),
     )
 
 
@@ -105,27 +100,17 @@ def charge_all(db: Database, charges: Sequence[Charge], defer: Deferrer) -> list
     per_slice: dict[str, int] = {}
     for charge in charges:
         defer(ledger.INSERT, charge.row)
-        if charge.taken:
-            per_slice[charge.slice_id] = per_slice.get(charge.slice_id, 0) + charge.taken
+        if charge.cost:
+            per_slice[charge.slice_id] = per_slice.get(charge.slice_id, 0) + charge.cost
     held = {row["id"] for row in update_from(db, CHARGE_ALL, list(per_slice.items()))}
     sums: dict[str, list[int]] = {}
     for charge in charges:
-        if charge.taken:
-            reserved, available = _moves(charge, charge.slice_id in held)
+        if charge.cost:
             total = sums.setdefault(charge.customer_id, [0, 0])
-            total[0] += reserved
-            total[1] += available
+            total[0 if charge.slice_id in held else 1] += charge.cost
     rows = [(customer, reserved, available) for customer, (reserved, available) in sums.items()]
     update_from(db, MOVE_ALL, rows, returning=False)
     return [(True, None)] * len(charges)
-
-
-def _moves(charge: Charge, sliced: bool) -> tuple[int, int]:
-    """(out of `reserved`, out of `available`) for a charge whose slice is still held, or
-    was given back (its share of the slice went back to `available` with the rest)."""
-    if sliced:
-        return charge.taken - charge.kept, 0
-    return -charge.kept, charge.taken
 
 
 def give_back(db: Database, slice_id: str) -> int | None:

@@ -33,7 +33,6 @@ from nxs.billing.settle import (
     BILLABLE_UNITS_HEADER,
     Outcome,
     Settlement,
-    Verdict,
     settle,
 )
 from nxs.billing.writer import LedgerWriter
@@ -456,25 +455,17 @@ class Meter:
         await self.writer.run(operation)
 
     async def _charge_slice(self, ticket: Ticket, settlement: Settlement) -> None:
-        """A sliced run's row, born closed (or `reserved`, with its hold moved out of the
-        slice, while its outcome is not final), and its cost out of the slice."""
+        """A sliced run's row, born settled or refunded, and its cost out of the slice (a
+        run's outcome is always final: `outcome_of_run`)."""
         held, entry = ticket.slice, ticket.entry
         assert held is not None and self.slicer is not None
         ticket.slice = None  # settled once
-        reserved = entry.reserved.micros
-        if settlement.verdict is Verdict.HOLD:
-            charge = slices.Charge(
-                held.id, entry.customer_id, reserved, reserved, ledger.row(entry, "reserved")
-            )
-        else:
-            status = ledger.closed_status(settlement)
-            row = ledger.row(entry, status, settlement)
-            cost = settlement.cost.micros
-            charge = slices.Charge(held.id, entry.customer_id, cost, 0, row)
+        row = ledger.row(entry, ledger.closed_status(settlement), settlement)
+        charge = slices.Charge(held.id, entry.customer_id, settlement.cost.micros, row)
         try:
             await self.writer.apply(slices.CHARGE, charge)
         finally:
-            self.slicer.settled(held, reserved, charge.taken)
+            self.slicer.settled(held, entry.reserved.micros, charge.cost)
 
     def _remember(self, request_id: str, entry: Entry, permit: Permit | None) -> None:
         if len(self.open) >= MEMORY_LIMIT:

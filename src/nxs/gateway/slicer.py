@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final
 
 from nxs.billing import slices
@@ -84,8 +85,14 @@ class Slicer:
                 return None
             taking = asyncio.ensure_future(self._take(customer_id, cost))
             self._taking[customer_id] = taking
-            taking.add_done_callback(lambda _: self._taking.pop(customer_id, None))
+            taking.add_done_callback(partial(self._taken, customer_id))
         return await asyncio.shield(taking)
+
+    def _taken(self, customer_id: str, taking: asyncio.Future[Slice | None]) -> None:
+        """The take ended: the next run may start another; its error is its waiters'."""
+        del self._taking[customer_id]
+        if not taking.cancelled():
+            taking.exception()  # read here too: all its waiters may have left
 
     async def _take(self, customer_id: str, cost: int) -> Slice | None:
         slice_id, moment = new_id("slc"), time.time()
