@@ -241,9 +241,15 @@ def make_deployment(
 
 
 def launch(
-    deployment: Deployment, tls_files: dict[str, Path], *, tls: bool = False, workers: int = 1
+    deployment: Deployment,
+    tls_files: dict[str, Path],
+    *,
+    tls: bool = False,
+    workers: int = 1,
+    new_session: bool = False,
 ) -> Gateway:
-    """Start `nxs serve` for a deployment (optionally over TLS) and wait until it answers."""
+    """Start `nxs serve` for a deployment (optionally over TLS, or leading a process group
+    of its own: `start_nxs`) and wait until it answers."""
     port = free_port()
     args = ["serve", "--port", str(port), "--workers", str(workers)]
     context: ssl.SSLContext | None = None
@@ -257,6 +263,7 @@ def launch(
         env=deployment.env,
         scheme="https" if tls else "http",
         ssl_context=context,
+        new_session=new_session,
     )
     verify: ssl.SSLContext | bool = context if context is not None else True
     return Gateway(server, deployment, httpx.Client(timeout=30, verify=verify))

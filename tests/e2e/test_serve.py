@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
-from tests.e2e.conftest import Customer, Deployment, Gateway
+from tests.e2e.conftest import Customer, Deployment, Gateway, launch
 
 
 def test_workers_share_the_database_and_stop_cleanly_on_sigterm(
@@ -34,3 +37,26 @@ def test_public_url_setting_names_the_urls_handed_out(
         body["response_url"]
         == f"https://nxs-api.example/queue/fal-ai/flux/requests/{body['request_id']}"
     )
+
+
+def test_a_killed_servers_metrics_folder_is_removed_by_the_next_start(
+    shared: Deployment, tls_files: dict[str, Path]
+) -> None:
+    """`kill -9` leaves no cleanup: the next `nxs serve` on the machine removes the
+    folder where the dead one's workers added up their metrics, and keeps its own."""
+    killed = launch(shared, tls_files, new_session=True)
+    pid = killed.server.process.pid
+    (orphan,) = Path(tempfile.gettempdir()).glob(f"nxs-metrics-{pid}-*")
+    os.killpg(pid, signal.SIGKILL)
+    killed.server.process.wait(timeout=10)
+    assert orphan.is_dir()
+    successor = launch(shared, tls_files)
+    try:
+        assert not orphan.exists()
+        mine = list(
+            Path(tempfile.gettempdir()).glob(f"nxs-metrics-{successor.server.process.pid}-*")
+        )
+        assert len(mine) == 1 and mine[0].is_dir()
+    finally:
+        successor.client.close()
+        successor.server.stop()

@@ -12,12 +12,14 @@ import functools
 import gc
 import math
 import os
+import shutil
 import signal
 import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, cast
 
 import uvicorn
@@ -30,6 +32,7 @@ APP: Final = "nxs.gateway.server:worker_app"
 # Young-generation threshold: above what c64+ requests keep alive at once (default 700),
 # so the collector no longer runs hundreds of times a second under load.
 GC_YOUNG_THRESHOLD: Final = 10_000
+METRICS_FOLDER_PREFIX: Final = "nxs-metrics-"  # then the pid of the `nxs serve` owning it
 STARTUP_FAILURE: Final = 3  # uvicorn's exit status when the app did not start
 Receive = Any
 Send = Any
@@ -106,12 +109,33 @@ def _metrics_folder() -> Iterator[None]:
     if os.environ.get("NXS_METRICS_DIR"):
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="nxs-metrics-") as folder:
+    _remove_orphaned_metrics_folders(Path(tempfile.gettempdir()))
+    prefix = f"{METRICS_FOLDER_PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         os.environ["NXS_METRICS_DIR"] = folder
         try:
             yield
         finally:
             del os.environ["NXS_METRICS_DIR"]
+
+
+def _remove_orphaned_metrics_folders(temporary: Path) -> None:
+    """The metrics folders of `nxs serve` processes that were killed (SIGKILL: no cleanup),
+    known by the process id in their name; a folder whose process still runs is kept."""
+    for folder in temporary.glob(f"{METRICS_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_FOLDER_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _run_uvicorn(options: ServeOptions) -> None:
