@@ -6,6 +6,7 @@ viewer refused. With `NXS_SCREENSHOTS=docs/screenshots` it saves every page's sc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,6 +146,23 @@ def test_disabling_a_failing_key_changes_the_pool_page(page: Page, gateway: Gate
         "Enable",
     )
     assert gateway.deployment.upstream_states() == {"main": "active", "shaky": "invalid"}
+
+
+def test_a_key_added_in_the_pool_page_has_the_concurrency_given(
+    page: Page, gateway: Gateway
+) -> None:
+    sign_in(page, gateway, "olga")
+    page.goto(f"{gateway.url}/console/pool")
+    page.fill("#key-name", "big")
+    page.fill("#key-secret", "big-acct:secret-big-0001")
+    page.fill("#key-concurrency", "12")
+    page.get_by_role("button", name="Add key").click()
+    assert "big" in page.locator("[role=status]").inner_text()
+    listed = json.loads(gateway.deployment.nxs("upstream", "list", "--json"))
+    assert [(k["weight"], k["concurrency"]) for k in listed if k["name"] == "big"] == [(1, 12)]
+    row = page.locator("tr[data-key=big]")
+    limit = row.locator("td.num").nth(1).inner_text().split(" / ")[1]  # in flight / limit
+    assert limit == "12"
 
 
 def test_pricing_sync_button_imports_fals_prices(page: Page, gateway: Gateway) -> None:

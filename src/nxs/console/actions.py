@@ -120,11 +120,14 @@ def grant_credit(store: Store, actor: Actor, name: str, form: Form) -> str:
 
 def add_upstream(store: Store, actor: Actor, form: Form) -> str:
     """Add a fal key to the pool; answers its masked form (the secret is never shown)."""
+    weight = _optional_int(form.get("weight"), "weight")
+    concurrency = _optional_int(form.get("concurrency"), "concurrency")
     body = _body(
         lambda: UpstreamCreate(
             name=form.get("name", "").strip(),
             secret=form.get("secret", "").strip(),
-            weight=int(form.get("weight") or 1),
+            weight=1 if weight is None else weight,
+            concurrency=2 if concurrency is None else concurrency,
         )
     )
     return _run(
