@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.conftest import Deployment, Gateway, launch
+from tests.e2e.conftest import Deployment, Gateway, eventually, launch
 
 SLOW_CLIENTS = 30
 REQUEST_START = b"POST /fal-ai/flux/dev HTTP/1.1\r\nHost: nxs\r\nX-Slow: "
@@ -95,3 +95,30 @@ def test_headers_over_the_limit_get_431(strict: Gateway) -> None:
     assert answer(read_all(sock)) == (431, {"detail": "Request headers too large"})
     response = httpx.get(strict.url + "/healthz", headers={"X-Big": "x" * 8000})
     assert response.status_code == 200  # large but within NXS_MAX_HEADER_BYTES
+
+
+def test_past_max_connections_a_request_gets_fals_503_until_one_closes(
+    make_deployment: Callable[[], Deployment], tls_files: dict[str, Path]
+) -> None:
+    """`NXS_MAX_CONNECTIONS=3`: with two idle connections open, a request on a third is
+    refused (uvicorn counts the connection asking); once they close it is answered."""
+    deployment = make_deployment()
+    deployment.env["NXS_MAX_CONNECTIONS"] = "3"
+    gateway = launch(deployment, tls_files)
+    idle: list[socket.socket] = []
+    try:
+        idle += [connect(gateway), connect(gateway)]
+        asking = connect(gateway)
+        asking.sendall(b"GET /healthz HTTP/1.1\r\nHost: nxs\r\n\r\n")
+        assert answer(read_all(asking)) == (
+            503,
+            {"detail": "Too many connections to this gateway: retry shortly"},
+        )
+        for sock in idle:
+            sock.close()
+        assert eventually(lambda: httpx.get(f"{gateway.url}/healthz").status_code == 200)
+    finally:
+        for sock in idle:
+            sock.close()
+        gateway.client.close()
+        gateway.server.stop()

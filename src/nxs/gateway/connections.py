@@ -1,7 +1,8 @@
 """What a client connection may cost the gateway: uvicorn's httptools protocol with a
 deadline on request headers and a cap on their size, which uvicorn lacks (its keep-alive
 timer is not armed until a first response, and any byte disarms it), so a slow-loris
-client trickling headers a byte at a time would hold its socket forever.
+client trickling headers a byte at a time would hold its socket forever; and past
+`NXS_MAX_CONNECTIONS`, fal's 503 shape instead of uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def _refusal(status: int, reason: str, detail: str) -> bytes:
 
 TOO_SLOW = _refusal(408, "Request Timeout", "Request headers not received in time")
 TOO_LARGE = _refusal(431, "Request Header Fields Too Large", "Request headers too large")
+# uvicorn's own answer past `limit_concurrency` (NXS_MAX_CONNECTIONS) is text/plain
+BUSY = _refusal(503, "Service Unavailable", "Too many connections to this gateway: retry shortly")
 
 
 class GuardedHttpTools(HttpToolsProtocol):
@@ -66,7 +69,14 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._headers_done()
         self.body_done = False
+        if self._over_capacity():  # as uvicorn decides it, answered in fal's shape
+            self._refuse(BUSY)
+            return
         super().on_headers_complete()
+
+    def _over_capacity(self) -> bool:
+        limit = self.limit_concurrency
+        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
 
     def on_message_complete(self) -> None:
         self.body_done = True
