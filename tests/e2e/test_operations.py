@@ -75,6 +75,20 @@ def test_the_access_log_names_a_direct_clients_address(gateway: Gateway) -> None
     assert access_line(gateway, response.headers["x-nxs-request-id"])["client"] == "127.0.0.1"
 
 
+def test_web_pages_behind_a_tls_proxy_set_secure_cookies(
+    behind_proxy: Gateway, gateway: Gateway
+) -> None:
+    """The portal's and the console's cookies are Secure when the trusted proxy says the
+    client came over https; the same claim from a client nobody trusts changes nothing."""
+    tls = {"X-Forwarded-Proto": "https"}
+    for page in ("/portal/sign-in", "/console/sign-in"):
+        trusted = behind_proxy.request("GET", page, headers=tls)
+        untrusted = gateway.request("GET", page, headers=tls)
+        assert (trusted.status_code, untrusted.status_code) == (200, 200)
+        assert "; secure" in trusted.headers["set-cookie"].lower()
+        assert "; secure" not in untrusted.headers["set-cookie"].lower()
+
+
 def test_a_preflight_from_an_allowed_origin_gets_what_it_asked(behind_proxy: Gateway) -> None:
     preflight = {
         "Origin": APP_ORIGIN,

@@ -59,13 +59,13 @@ class Gateway:
                 await self.admin(scope, receive, send)
                 return
             if self.portal is not None and is_portal_path(scope["path"]):
-                await self.portal(scope, receive, send)
+                await self.portal(self.edge.web_scope(scope), receive, send)
                 return
             if self.platform is not None and is_platform_path(scope["path"]):
                 await self.platform(scope, receive, send)
                 return
             if self.console is not None and is_console_path(scope["path"]):
-                await self.console(scope, receive, send)
+                await self.console(self.edge.web_scope(scope), receive, send)
                 return
             request_id = f"{self._id_prefix}{next(self._sequence):08x}"
             await self.handle(Exchange(scope, receive, send, request_id))

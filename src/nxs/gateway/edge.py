@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 
 from nxs.errors import NotFound, NxsError
-from nxs.gateway.exchange import Exchange
+from nxs.gateway.exchange import Exchange, Scope
 from nxs.ops.cors import CorsPolicy
 from nxs.ops.proxies import TrustedProxies
 
@@ -56,6 +56,21 @@ class Edge:
             ex.forwarded_host = ex.forwarded_proto = ""
         if ex.origin and self.cors and self.cors.allows(ex.origin):
             ex.edge_headers = self.cors.headers(ex.origin)
+
+    def web_scope(self, scope: Scope) -> Scope:
+        """A web page's scope (portal, console) with the scheme the client used: `https`
+        when a trusted proxy terminated TLS and says so in `X-Forwarded-Proto` (so the
+        pages' cookies are Secure); unchanged from anyone else."""
+        client = scope.get("client")
+        if not self.proxies or not client or not self.proxies.trusts(client[0]):
+            return scope
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                proto = value.decode("latin-1").split(",")[0].strip().lower()
+                if proto in ("http", "https") and proto != scope.get("scheme"):
+                    return {**scope, "scheme": proto}
+                break
+        return scope
 
     def is_preflight(self, ex: Exchange) -> bool:
         return ex.method == "OPTIONS" and bool(ex.origin) and bool(ex.cors_method)
