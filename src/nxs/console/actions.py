@@ -23,7 +23,7 @@ from nxs.admin.api.billing_schemas import (
     PriceSet,
     SubscriptionSet,
 )
-from nxs.admin.api.schemas import CustomerCreate, UpstreamCreate
+from nxs.admin.api.schemas import CustomerCreate, UpstreamCreate, UpstreamSet
 from nxs.billing.sync import SyncReport, sync_prices
 from nxs.config import Settings
 from nxs.console.operators import Operator
@@ -133,6 +133,15 @@ def add_upstream(store: Store, actor: Actor, form: Form) -> str:
     return _run(
         store, actor, "upstream.add", body.name, lambda: upstream.add_upstream(body, store)
     ).key
+
+
+def set_upstream_limits(store: Store, actor: Actor, name: str, form: Form) -> tuple[int, int]:
+    """A key's weight and concurrency; answers both as stored."""
+    weight = _optional_int(form.get("weight"), "weight")
+    concurrency = _optional_int(form.get("concurrency"), "concurrency")
+    body = _body(lambda: UpstreamSet(weight=weight, concurrency=concurrency))
+    key = _run(store, actor, "upstream.set", name, lambda: upstream.set_upstream(name, body, store))
+    return key.weight, key.concurrency
 
 
 def enable_upstream(store: Store, actor: Actor, name: str) -> None:

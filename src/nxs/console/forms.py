@@ -177,6 +177,18 @@ def _upstream(
     return handler
 
 
+async def set_limits(
+    console: Console, request: Request, session: Session, actor: Actor
+) -> Response:
+    name = request.path_params["name"]
+
+    def run(form: dict[str, str]) -> str:
+        weight, concurrency = actions.set_upstream_limits(console.store, actor, name, form)
+        return f"Upstream key '{name}': weight {weight}, concurrency {concurrency}."
+
+    return await _submit(console, request, session, actor, pages.pool_page, run)
+
+
 async def save_plan(console: Console, request: Request, session: Session, actor: Actor) -> Response:
     def run(form: dict[str, str]) -> str:
         replace = form.get("replace") == "1"
@@ -216,6 +228,7 @@ FORMS: Final = {
     "/pool": add_key,
     "/pool/{name}/enable": _upstream(actions.enable_upstream, "is back in the pool"),
     "/pool/{name}/disable": _upstream(actions.disable_upstream, "is disabled: no call goes to it"),
+    "/pool/{name}/limits": set_limits,
     "/plans": save_plan,
     "/prices": set_price,
     "/prices/sync": sync_prices,

@@ -30,7 +30,8 @@ class PoolLine:
     state: str  # active | invalid | suspended (stored)
     reason: str | None  # why it left `active`, as the pool recorded it
     in_flight: int | None  # None: this process has no live pool (e.g. the CLI)
-    concurrency: int | None
+    concurrency: int | None  # the limit in use now (learned from fal's 429s)
+    configured: int  # the operator's concurrency for the key
     outstanding: int | None
     cooldown_seconds: float
     failures: int
@@ -67,6 +68,7 @@ def _line(
         reason=key.state_reason,
         in_flight=entry.in_flight if entry is not None else None,
         concurrency=_concurrency(key, entry, clock),
+        configured=key.concurrency,
         outstanding=_optional_int(entry, "outstanding"),
         cooldown_seconds=round(cooldown, 1),
         failures=entry.failures if entry is not None else 0,
