@@ -186,6 +186,39 @@ def balance_of(admin: Admin, customer: Customer) -> tuple[str, str]:
     return found["available"], found["reserved"]
 
 
+def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The admin API's JSON answer, with the deployment's `NXS_ADMIN_TOKEN` (a failure
+    fails the test)."""
+    token = gateway.deployment.env["NXS_ADMIN_TOKEN"]
+    answer = gateway.request(method, f"/admin/v1{path}", token, scheme="Bearer", json=body)
+    assert answer.is_success, answer.text
+    return answer.json()
+
+
+def prepaid_customer(
+    gateway: Gateway,
+    name: str,
+    upstream: str,
+    *,
+    price: tuple[str, str] = ("fal-ai/fast-sdxl", "image"),
+    credit: str = "1",
+) -> Customer:
+    """Through the admin API: the upstream key `upstream`, `price` (endpoint pattern,
+    unit) at 0.01, a prepaid plan and customer `name` with `credit` USD, its key known to
+    `gateway`."""
+    pattern, unit = price
+    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": upstream, "weight": 1})
+    admin(gateway, "PUT", "/prices", {"pattern": pattern, "unit": unit, "unit_price": "0.01"})
+    admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
+    admin(gateway, "POST", "/customers", {"name": name})
+    admin(gateway, "PUT", f"/customers/{name}/subscription", {"plan": "prepaid"})
+    admin(gateway, "POST", f"/customers/{name}/credits", {"amount": credit})
+    created = admin(gateway, "POST", f"/customers/{name}/keys")
+    customer = Customer(name, created["key"], created["id"])
+    assert eventually(lambda: gateway.knows(customer.key))
+    return customer
+
+
 DatabaseEnv = Callable[[Path], dict[str, str]]
 
 

@@ -12,11 +12,18 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually
+from tests.e2e.conftest import (
+    GOOD_KEY,
+    Customer,
+    Deployment,
+    Gateway,
+    admin,
+    eventually,
+    prepaid_customer,
+)
 from tests.support.servers import RunningServer, start_emulator
 
 SDXL = "fal-ai/fast-sdxl"
@@ -29,27 +36,6 @@ def slow_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
     server = start_emulator(tmp_path_factory.mktemp("slow-fal"), "--time-scale", "100")
     yield server
     server.kill()  # SIGTERM would wait for the orphaned run to finish
-
-
-def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    answer = gateway.request(method, f"/admin/v1{path}", ADMIN_TOKEN, scheme="Bearer", json=body)
-    assert answer.is_success, answer.text
-    return answer.json()
-
-
-def prepaid_customer(gateway: Gateway, credit: str = "1") -> Customer:
-    """SDXL at 0.01 per image; a prepaid customer with `credit` USD, its key known to
-    `gateway`."""
-    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": GOOD_KEY, "weight": 1})
-    admin(gateway, "PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
-    admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
-    admin(gateway, "POST", "/customers", {"name": "stranded"})
-    admin(gateway, "PUT", "/customers/stranded/subscription", {"plan": "prepaid"})
-    admin(gateway, "POST", "/customers/stranded/credits", {"amount": credit})
-    created = admin(gateway, "POST", "/customers/stranded/keys")
-    customer = Customer("stranded", created["key"], created["id"])
-    assert eventually(lambda: gateway.knows(customer.key))
-    return customer
 
 
 def balance(gateway: Gateway) -> tuple[str, str]:
@@ -77,7 +63,7 @@ def test_hold_of_a_run_whose_gateway_was_killed_comes_back_after_the_ttl(
     deployment.emulator = slow_fal
     deployment.env.update({"NXS_UPSTREAM_URL": slow_fal.url, "NXS_ADMIN_TOKEN": ADMIN_TOKEN})
     gateway = fresh_gateway(deployment)  # the default TTL: an hour
-    customer = prepaid_customer(gateway)
+    customer = prepaid_customer(gateway, "stranded", GOOD_KEY)
     running = run_in_background(gateway, customer)
     assert eventually(lambda: balance(gateway) == ("0.99", "0.01"))  # held, fal still busy
     gateway.server.kill()  # SIGKILL before fal answered
@@ -109,7 +95,7 @@ def test_credit_a_killed_gateway_held_for_runs_comes_back_after_the_ttl(
     deployment.emulator = slow_fal
     deployment.env.update({"NXS_UPSTREAM_URL": slow_fal.url, "NXS_ADMIN_TOKEN": ADMIN_TOKEN})
     gateway = fresh_gateway(deployment)
-    customer = prepaid_customer(gateway, credit="100")
+    customer = prepaid_customer(gateway, "stranded", GOOD_KEY, credit="100")
     running = run_in_background(gateway, customer)
     # on PostgreSQL the run's process holds a slice of 256 runs' worth; on SQLite its hold
     held = ("97.44", "2.56") if backend == "postgres" else ("99.99", "0.01")
@@ -131,7 +117,7 @@ def test_runs_at_volume_are_charged_exactly_and_what_was_held_comes_back(
     deployment = make_deployment()
     deployment.env["NXS_ADMIN_TOKEN"] = ADMIN_TOKEN
     gateway = fresh_gateway(deployment)
-    customer = prepaid_customer(gateway, credit="100")
+    customer = prepaid_customer(gateway, "stranded", GOOD_KEY, credit="100")
     headers = {"Authorization": f"Key {customer.key}"}
 
     def run(_: int) -> int:

@@ -9,10 +9,16 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.e2e.conftest import Customer, Deployment, Gateway, eventually, launch
+from tests.e2e.conftest import (
+    Deployment,
+    Gateway,
+    admin,
+    eventually,
+    launch,
+    prepaid_customer,
+)
 
 pytestmark = pytest.mark.sqlite_only
 ADMIN_TOKEN = "database-locked-admin-token-0123456"
@@ -32,26 +38,6 @@ def locked(
     gateway.server.stop()
 
 
-def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    answer = gateway.request(method, f"/admin/v1{path}", ADMIN_TOKEN, scheme="Bearer", json=body)
-    assert answer.is_success, answer.text
-    return answer.json()
-
-
-def prepaid_customer(gateway: Gateway) -> Customer:
-    """SDXL at 0.01 per image; a prepaid customer with 1 USD."""
-    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": UPSTREAM, "weight": 1})
-    admin(gateway, "PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
-    admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
-    admin(gateway, "POST", "/customers", {"name": "locked"})
-    admin(gateway, "PUT", "/customers/locked/subscription", {"plan": "prepaid"})
-    admin(gateway, "POST", "/customers/locked/credits", {"amount": "1"})
-    created = admin(gateway, "POST", "/customers/locked/keys")
-    customer = Customer("locked", created["key"], created["id"])
-    assert eventually(lambda: gateway.knows(customer.key))
-    return customer
-
-
 @contextmanager
 def write_lock(gateway: Gateway) -> Iterator[None]:
     """Another process holds SQLite's write lock (`BEGIN IMMEDIATE`) meanwhile."""
@@ -68,7 +54,7 @@ def write_lock(gateway: Gateway) -> Iterator[None]:
 def test_billable_calls_get_503_while_the_database_is_locked_then_resume(
     locked: Gateway,
 ) -> None:
-    customer = prepaid_customer(locked)
+    customer = prepaid_customer(locked, "locked", UPSTREAM)
     with write_lock(locked):
         refused = locked.request("POST", f"/{SDXL}", customer.key, json={"prompt": "a"})
         assert locked.request("GET", "/healthz").status_code == 200

@@ -11,10 +11,16 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.e2e.conftest import Customer, Deployment, Gateway, eventually, launch
+from tests.e2e.conftest import (
+    Deployment,
+    Gateway,
+    admin,
+    eventually,
+    launch,
+    prepaid_customer,
+)
 
 pytestmark = pytest.mark.sqlite_only
 ADMIN_TOKEN = "disk-full-admin-token-0123456789abc"
@@ -45,12 +51,6 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    answer = gateway.request(method, f"/admin/v1{path}", ADMIN_TOKEN, scheme="Bearer", json=body)
-    assert answer.is_success, answer.text
-    return answer.json()
-
-
 @pytest.fixture
 def on_small_disk(
     make_deployment: Callable[[], Deployment], tls_files: dict[str, Path], small_disk: Path
@@ -65,25 +65,11 @@ def on_small_disk(
     gateway.server.stop()  # before the tmpfs goes
 
 
-def prepaid_customer(gateway: Gateway) -> Customer:
-    """SDXL at 0.01 per image; a prepaid customer with 1 USD."""
-    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": UPSTREAM, "weight": 1})
-    admin(gateway, "PUT", "/prices", {"pattern": SDXL, "unit": "image", "unit_price": "0.01"})
-    admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
-    admin(gateway, "POST", "/customers", {"name": "full"})
-    admin(gateway, "PUT", "/customers/full/subscription", {"plan": "prepaid"})
-    admin(gateway, "POST", "/customers/full/credits", {"amount": "1"})
-    created = admin(gateway, "POST", "/customers/full/keys")
-    customer = Customer("full", created["key"], created["id"])
-    assert eventually(lambda: gateway.knows(customer.key))
-    return customer
-
-
 def test_a_full_disk_refuses_billable_calls_with_503_then_service_resumes(
     on_small_disk: Gateway, small_disk: Path
 ) -> None:
     gateway = on_small_disk
-    customer = prepaid_customer(gateway)
+    customer = prepaid_customer(gateway, "full", UPSTREAM)
     filler = fill(small_disk)
     refused = gateway.request("POST", f"/{SDXL}", customer.key, json={"prompt": "a"})
     assert refused.status_code == 503

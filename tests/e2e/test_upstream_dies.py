@@ -11,11 +11,18 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import GOOD_KEY, Customer, Deployment, Gateway, eventually, launch
+from tests.e2e.conftest import (
+    GOOD_KEY,
+    Customer,
+    Deployment,
+    Gateway,
+    admin,
+    launch,
+    prepaid_customer,
+)
 from tests.support.servers import RunningServer, start_emulator
 
 ADMIN_TOKEN = "upstream-dies-admin-token-0123456789"
@@ -83,31 +90,6 @@ def cut_off(
     emulator.stop()
 
 
-def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    answer = gateway.request(method, f"/admin/v1{path}", ADMIN_TOKEN, scheme="Bearer", json=body)
-    assert answer.is_success, answer.text
-    return answer.json()
-
-
-def prepaid_customer(gateway: Gateway) -> Customer:
-    """flux/dev's stream at 0.01 per request; a prepaid customer with 1 USD."""
-    admin(gateway, "POST", "/upstream-keys", {"name": "main", "secret": GOOD_KEY, "weight": 1})
-    admin(
-        gateway,
-        "PUT",
-        "/prices",
-        {"pattern": f"{FLUX}/stream", "unit": "request", "unit_price": "0.01"},
-    )
-    admin(gateway, "POST", "/plans", {"name": "prepaid", "prepaid": True})
-    admin(gateway, "POST", "/customers", {"name": "cut"})
-    admin(gateway, "PUT", "/customers/cut/subscription", {"plan": "prepaid"})
-    admin(gateway, "POST", "/customers/cut/credits", {"amount": "1"})
-    created = admin(gateway, "POST", "/customers/cut/keys")
-    customer = Customer("cut", created["key"], created["id"])
-    assert eventually(lambda: gateway.knows(customer.key))
-    return customer
-
-
 def stream(gateway: Gateway, customer: Customer, lines: list[str], cut: Cutter | None) -> None:
     """Read a flux/dev stream into `lines`; `cut` is cut after its first event."""
     headers = {"Authorization": f"Key {customer.key}"}
@@ -125,7 +107,7 @@ def test_a_stream_whose_upstream_dies_ends_with_an_error_event(
     cut_off: tuple[Gateway, Cutter],
 ) -> None:
     gateway, cutter = cut_off
-    customer = prepaid_customer(gateway)
+    customer = prepaid_customer(gateway, "cut", GOOD_KEY, price=(f"{FLUX}/stream", "request"))
     lines: list[str] = []
     with pytest.raises(httpx.RemoteProtocolError):  # the body is cut short after the event
         stream(gateway, customer, lines, cutter)
