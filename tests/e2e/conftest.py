@@ -186,6 +186,18 @@ def balance_of(admin: Admin, customer: Customer) -> tuple[str, str]:
     return found["available"], found["reserved"]
 
 
+def python_client_env(gateway: Gateway, key: str, ca: Path) -> dict[str, str]:
+    """The environment that points the official `fal-client` at a TLS gateway: NXS's key,
+    the gateway as fal's run and queue hosts, and the CA that signed it."""
+    host = f"127.0.0.1:{gateway.server.port}"
+    return {
+        "FAL_KEY": key,
+        "FAL_RUN_HOST": host,
+        "FAL_QUEUE_RUN_HOST": f"{host}/queue",
+        "SSL_CERT_FILE": str(ca),
+    }
+
+
 def admin(gateway: Gateway, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """The admin API's JSON answer, with the deployment's `NXS_ADMIN_TOKEN` (a failure
     fails the test)."""

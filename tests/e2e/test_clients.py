@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import Customer, Deployment, Gateway
+from tests.e2e.conftest import Customer, Deployment, Gateway, python_client_env
 from tests.support.clients import JS_DIR, run_node, run_python
 
 
@@ -84,14 +84,9 @@ def test_python_client_over_tls_follows_the_rewritten_urls(
     tls_gateway: Gateway, tls_files: dict[str, Path]
 ) -> None:
     customer = tls_gateway.customer()
-    host = f"127.0.0.1:{tls_gateway.server.port}"
-    env = {
-        "FAL_KEY": customer.key,
-        "FAL_RUN_HOST": host,
-        "FAL_QUEUE_RUN_HOST": f"{host}/queue",
-        "SSL_CERT_FILE": str(tls_files["ca"]),
-    }
+    env = python_client_env(tls_gateway, customer.key, tls_files["ca"])
     out = run_python(PY_CLIENT, env=env)
+    host = env["FAL_RUN_HOST"]
     assert out["run"] == 1
     assert out["subscribe"] == 1
     assert out["updates"][-1] == "Completed"

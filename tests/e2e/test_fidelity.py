@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import Customer, Deployment, Gateway, eventually
+from tests.e2e.conftest import Customer, Deployment, Gateway, eventually, python_client_env
 from tests.support.clients import JS_DIR, run_node, run_python
 
 from nxs.emulator.models import MODELS
@@ -155,14 +155,8 @@ def test_python_client_reaches_an_owner_from_the_catalogue(
     deployment.nxs("models", "sync")
     tls = start_gateway(deployment, tls=True)
     customer = tls.customer("py")
-    host = f"127.0.0.1:{tls.server.port}"
-    env = {
-        "FAL_KEY": customer.key,
-        "FAL_RUN_HOST": host,
-        "FAL_QUEUE_RUN_HOST": f"{host}/queue",
-        "SSL_CERT_FILE": str(tls_files["ca"]),
-        "CDN_URL": f"{deployment.emulator.url}/v3.fal.media",
-    }
+    env = python_client_env(tls, customer.key, tls_files["ca"])
+    env["CDN_URL"] = f"{deployment.emulator.url}/v3.fal.media"
     out = run_python(PY_CLIENT, env=env)
     assert out["video"] == "video/mp4" and out["text"].endswith(".")
     assert out["edit"] == [40, 30]  # uploaded through NXS, fetched by the model from the CDN
