@@ -11,15 +11,14 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from tests.support.ledger import funded_customer, run_entry
 
 from nxs.billing import catalog, ledger, slices
 from nxs.billing.ledger import Entry
-from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, Unit
 from nxs.billing.settle import Outcome, settle
 from nxs.billing.writer import LedgerWriter
 from nxs.gateway.slicer import Slicer
-from nxs.store import customers
 from nxs.store.database import Database, Params
 from nxs.store.offload import Offload
 
@@ -27,31 +26,13 @@ RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"), header_units=T
 COST = 10_000  # one image at 0.01 USD, in micro-dollars
 
 
-def customer(db: Database, name: str, credit: str) -> str:
-    with db.transaction():
-        cid = customers.create(db, name).id
-    catalog.grant_credit(db, cid, Money.parse(credit))
-    return cid
-
-
 def balance(db: Database, cid: str) -> tuple[str, str]:
     found = catalog.get_balance(db, cid)
     return str(found.available), str(found.reserved)
 
 
-def run_entry(cid: str, number: int) -> Entry:
-    return Entry(
-        id=f"led_{cid}_{number}",
-        customer_id=cid,
-        api_key_id="key_1",
-        endpoint=RULE.pattern,
-        kind="run",
-        rule=RULE,
-        multiplier=Decimal(1),
-        estimated_units=Decimal(1),
-        reserved=Money(COST),
-        created_at=1.8e9,
-    )
+def run(cid: str, number: int) -> Entry:
+    return run_entry(cid, f"led_{cid}_{number}", rule=RULE)
 
 
 def charge(slice_id: str, entry: Entry, images: int) -> slices.Charge:
@@ -96,7 +77,7 @@ def rows(db: Database, cid: str) -> list[tuple[str, int]]:
 
 
 def test_a_slice_is_cut_only_from_credit_that_covers_many_runs(db: Database) -> None:
-    small, large = customer(db, "small", "1"), customer(db, "large", "100")
+    small, large = funded_customer(db, "small", "1"), funded_customer(db, "large", "100")
     with db.transaction():
         assert slices.take(db, "slc_small", small, COST, 1.8e9) == 0  # 100 runs: per run
         assert slices.take(db, "slc_large", large, COST, 1.8e9) == 256 * COST
@@ -110,14 +91,14 @@ def test_charges_batched_or_one_by_one_move_the_same_credit(db: Database) -> Non
     the slice given back: the ledger says 0.05 spent; the balance says the same."""
     outcomes = []
     for name, batched in (("one", False), ("all", True)):
-        cid = customer(db, name, "100")
+        cid = funded_customer(db, name, "100")
         with db.transaction():
             slices.take(db, f"slc_{name}", cid, COST, 1.8e9)
         made = [
-            charge(f"slc_{name}", run_entry(cid, 1), 1),
-            charge(f"slc_{name}", run_entry(cid, 2), 1),
-            charge(f"slc_{name}", run_entry(cid, 3), 0),
-            charge(f"slc_{name}", run_entry(cid, 4), 3),
+            charge(f"slc_{name}", run(cid, 1), 1),
+            charge(f"slc_{name}", run(cid, 2), 1),
+            charge(f"slc_{name}", run(cid, 3), 0),
+            charge(f"slc_{name}", run(cid, 4), 3),
         ]
         apply(db, made, batched)
         assert slices.give_back(db, f"slc_{name}") == 256 * COST - 5 * COST
@@ -131,13 +112,13 @@ def test_charges_batched_or_one_by_one_move_the_same_credit(db: Database) -> Non
 def test_a_run_settling_after_its_slice_was_given_back_is_charged_to_available_credit(
     db: Database, batched: bool
 ) -> None:
-    cid = customer(db, "late", "100")
+    cid = funded_customer(db, "late", "100")
     with db.transaction():
         slices.take(db, "slc_late", cid, COST, 1.0)
     assert [found[0] for found in slices.stale(db, 2.0)] == ["slc_late"]
     slices.give_back(db, "slc_late")  # the reconciler, its process presumed dead
     assert balance(db, cid) == ("100.00", "0.00")
-    late = [charge("slc_late", run_entry(cid, 1), 1), charge("slc_late", run_entry(cid, 2), 2)]
+    late = [charge("slc_late", run(cid, 1), 1), charge("slc_late", run(cid, 2), 2)]
     apply(db, late, batched)
     assert balance(db, cid) == ("99.97", "0.00")
 
@@ -145,7 +126,7 @@ def test_a_run_settling_after_its_slice_was_given_back_is_charged_to_available_c
 def test_200_concurrent_runs_share_one_slice_and_the_balance_ends_exact(
     db: Database, offload: Offload
 ) -> None:
-    cid = customer(db, "busy", "100")
+    cid = funded_customer(db, "busy", "100")
 
     async def scenario() -> tuple[list[str | None], tuple[str, str]]:
         writer = LedgerWriter(db, offload)
@@ -154,7 +135,7 @@ def test_200_concurrent_runs_share_one_slice_and_the_balance_ends_exact(
         during = balance(db, cid)
         for number, held in enumerate(admitted):
             assert held is not None
-            await writer.apply(slices.CHARGE, charge(held.id, run_entry(cid, number), 1))
+            await writer.apply(slices.CHARGE, charge(held.id, run(cid, number), 1))
             slicer.settled(held, COST, COST)
         await slicer.stop()
         await writer.stop()
@@ -169,7 +150,7 @@ def test_200_concurrent_runs_share_one_slice_and_the_balance_ends_exact(
 
 
 def test_credit_too_small_to_slice_is_held_per_run(db: Database, offload: Offload) -> None:
-    cid = customer(db, "thrifty", "0.10")
+    cid = funded_customer(db, "thrifty", "0.10")
 
     async def scenario() -> list[object]:
         writer = LedgerWriter(db, offload)

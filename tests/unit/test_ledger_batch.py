@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from tests.support.ledger import funded_customer, run_entry
+
 from nxs.billing import catalog, ledger, ledger_batch
 from nxs.billing.errors import InsufficientCredit
 from nxs.billing.ledger import Entry
@@ -17,33 +19,16 @@ from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, Unit
 from nxs.billing.settle import Outcome, Settlement, settle
 from nxs.billing.writer import LedgerWriter
-from nxs.store import customers
 from nxs.store.database import Database
 from nxs.store.offload import Offload
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"), header_units=True)
 
 
-def customer(db: Database, name: str, credit: str) -> str:
-    with db.transaction():
-        cid = customers.create(db, name).id
-    catalog.grant_credit(db, cid, Money.parse(credit))
-    return cid
-
-
 def entry(customer_id: str, number: int, reserved: str = "0.04") -> Entry:
-    return Entry(
-        id=f"led_{customer_id}_{number}",
-        customer_id=customer_id,
-        api_key_id="key_1",
-        endpoint=RULE.pattern,
-        kind="run",
-        rule=RULE,
-        multiplier=Decimal(1),
-        estimated_units=Decimal(4),
-        reserved=Money.parse(reserved),
-        created_at=1.8e9,
-    )
+    """A run of four images (estimated), `reserved` held."""
+    entry_id = f"led_{customer_id}_{number}"
+    return run_entry(customer_id, entry_id, rule=RULE, units=4, reserved=reserved)
 
 
 def charged(item: Entry, units: str) -> Settlement:
@@ -101,8 +86,14 @@ def held_together(db: Database, items: list[Entry]) -> list[bool]:
 def test_a_batch_holds_and_settles_as_the_calls_one_by_one_would(db: Database) -> None:
     # Two customers each side: one whose credit covers its whole batch, one covered for
     # two of its three calls (the first two, as in order).
-    rich_alone, short_alone = customer(db, "rich-a", "1"), customer(db, "short-a", "0.09")
-    rich_batch, short_batch = customer(db, "rich-b", "1"), customer(db, "short-b", "0.09")
+    rich_alone, short_alone = (
+        funded_customer(db, "rich-a", "1"),
+        funded_customer(db, "short-a", "0.09"),
+    )
+    rich_batch, short_batch = (
+        funded_customer(db, "rich-b", "1"),
+        funded_customer(db, "short-b", "0.09"),
+    )
 
     def calls(rich: str, short: str) -> list[Entry]:
         return [entry(rich, 1), entry(short, 1), entry(rich, 2), entry(short, 2), entry(short, 3)]
@@ -140,7 +131,7 @@ def test_a_batch_holds_and_settles_as_the_calls_one_by_one_would(db: Database) -
 
 
 def test_a_row_already_closed_is_not_settled_again_by_a_batch(db: Database) -> None:
-    cid = customer(db, "acme", "1")
+    cid = funded_customer(db, "acme", "1")
     item = entry(cid, 1)
     ledger.reserve(db, item)
     done = charged(item, "2")
@@ -154,7 +145,7 @@ def test_a_row_already_closed_is_not_settled_again_by_a_batch(db: Database) -> N
 def test_100_concurrent_holds_against_credit_for_10_admit_exactly_10(
     db: Database, offload: Offload
 ) -> None:
-    cid = customer(db, "acme", "0.40")
+    cid = funded_customer(db, "acme", "0.40")
 
     async def main() -> list[bool]:
         writer = LedgerWriter(db, offload)

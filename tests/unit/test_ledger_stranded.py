@@ -10,13 +10,13 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from tests.support.ledger import funded_customer
 
 from nxs.billing import catalog, ledger
 from nxs.billing.ledger import Entry
 from nxs.billing.money import Money
 from nxs.billing.pricing import PriceRule, Unit
 from nxs.billing.settle import Outcome, settle
-from nxs.store import customers
 from nxs.store.database import Database
 
 RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
@@ -24,10 +24,7 @@ TTL = 3600.0
 
 
 def prepaid(db: Database, credit: str = "1") -> str:
-    with db.transaction():
-        cid = customers.create(db, "acme").id
-    catalog.grant_credit(db, cid, Money.parse(credit))
-    return cid
+    return funded_customer(db, "acme", credit)
 
 
 def held(db: Database, cid: str, name: str, age: float, amount: str, kind: str = "run") -> Entry:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from tests.support.ledger import run_entry
 
 from nxs.billing import catalog, ledger
 from nxs.billing.errors import InsufficientCredit
@@ -29,18 +30,7 @@ RULE = PriceRule("fal-ai/fast-sdxl", Unit.IMAGE, Decimal("0.01"))
 
 
 def entry(customer_id: str, entry_id: str) -> Entry:
-    return Entry(
-        id=entry_id,
-        customer_id=customer_id,
-        api_key_id="key_1",
-        endpoint=RULE.pattern,
-        kind="run",
-        rule=RULE,
-        multiplier=Decimal(1),
-        estimated_units=Decimal(1),
-        reserved=Money.parse("0.01"),
-        created_at=1.8e9,
-    )
+    return run_entry(customer_id, entry_id, rule=RULE)
 
 
 def new_customer(db: Database) -> str:
